@@ -1,0 +1,112 @@
+//! Native platform edge: model files on disk (incremental header reads, split shard discovery).
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::gguf::{
+    parse_header, shard_file_name, GgufError, GgufHeader, GgufModel, HeaderParse, Limits, SplitInfo,
+};
+
+/// Why a model file could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {source}")]
+    Gguf { path: PathBuf, source: GgufError },
+}
+
+/// First read size; headers of real models (vocabulary included) are a few MiB.
+const FIRST_READ: u64 = 1 << 20;
+
+/// Reads and parses the header of one GGUF file, reading only as much of it as the header needs.
+pub fn read_header(path: &Path) -> Result<GgufHeader, OpenError> {
+    let io_err = |source| OpenError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io_err)?;
+    let file_len = file.metadata().map_err(io_err)?.len();
+    let limits = Limits::default();
+    let mut prefix = Vec::new();
+    let mut want = FIRST_READ.min(file_len);
+    loop {
+        let have = prefix.len() as u64;
+        (&mut file)
+            .take(want - have)
+            .read_to_end(&mut prefix)
+            .map_err(io_err)?;
+        // The file is known in full length, so the parser reports truncation itself; reading
+        // exactly `want` bytes keeps the prefix honest if the file shrinks underneath.
+        match parse_header(&prefix, Some(file_len), &limits) {
+            Ok(HeaderParse::Complete(header)) => return Ok(*header),
+            Ok(HeaderParse::NeedBytes(needed)) if (prefix.len() as u64) == want => {
+                // Grow geometrically so a large header costs few re-parses.
+                want = needed.max(want.saturating_mul(2)).min(file_len);
+            }
+            Ok(HeaderParse::NeedBytes(_)) => {
+                return Err(io_err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file shrank while being read",
+                )))
+            }
+            Err(source) => {
+                return Err(OpenError::Gguf {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Opens a model from one GGUF file, or from the first shard of a gguf-split set (the other
+/// shards are found beside it by their `-0000N-of-0000M.gguf` names).
+pub fn open_model(path: &Path) -> Result<(GgufModel, Vec<PathBuf>), OpenError> {
+    let first = read_header(path)?;
+    let gguf_err = |source| OpenError::Gguf {
+        path: path.to_owned(),
+        source,
+    };
+    let mut paths = vec![path.to_owned()];
+    let mut headers = vec![first];
+    if let Some(split) = SplitInfo::of(&headers[0]).map_err(gguf_err)? {
+        let prefix = shard_prefix(path, split.count).ok_or_else(|| {
+            gguf_err(GgufError::BadSplit {
+                reason: format!(
+                    "the file is shard 1 of {} but is not named like PREFIX-00001-of-{:05}.gguf",
+                    split.count, split.count
+                ),
+            })
+        })?;
+        for index in 1..split.count {
+            let shard = prefix.with_file_name(shard_file_name(
+                &prefix.file_name().unwrap_or_default().to_string_lossy(),
+                index,
+                split.count,
+            ));
+            headers.push(read_header(&shard)?);
+            paths.push(shard);
+        }
+    }
+    let model = GgufModel::from_shards(headers).map_err(gguf_err)?;
+    Ok((model, paths))
+}
+
+/// `dir/name` for a first shard `dir/name-00001-of-0000N.gguf`.
+fn shard_prefix(first: &Path, count: u16) -> Option<PathBuf> {
+    let file_name = first.file_name()?.to_str()?;
+    let suffix = shard_file_name("", 0, count);
+    let stem = file_name.strip_suffix(&suffix)?;
+    Some(first.with_file_name(stem))
+}
+
+/// Reads `len` bytes at absolute `offset` of a file.
+pub fn read_at(path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = vec![0u8; len];
+    file.read_exact(&mut buf)?;
+    Ok(buf)
+}
