@@ -236,7 +236,8 @@ impl<'a> Cursor<'a> {
     }
 
     /// Checks that `count` items of at least `min_item_bytes` each can still fit, and against
-    /// `cap`; returns how many to reserve (never more than the prefix can actually hold).
+    /// `cap`. Asks for the bytes all of them need at once when the prefix is too short, so a
+    /// caller feeding a stream re-parses a few times rather than once per item.
     fn check_count(
         &self,
         count: u64,
@@ -258,8 +259,12 @@ impl<'a> Cursor<'a> {
         if needed > self.remaining_allowed() {
             return Err(self.overrun(needed, what));
         }
-        let in_prefix = (self.buf.len() - self.pos) as u64 / min_item_bytes.max(1);
-        Ok(count.min(in_prefix) as usize)
+        if needed > (self.buf.len() - self.pos) as u64 {
+            return Err(Stop::NeedBytes(offset + needed));
+        }
+        // The items' minimal encodings are all in memory already, so reserving for all of them
+        // costs at most a small multiple of the bytes read.
+        Ok(count as usize)
     }
 
     fn string(&mut self, max_bytes: u64, what: &str) -> Result<String, Stop> {

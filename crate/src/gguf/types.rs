@@ -41,9 +41,11 @@ pub enum GgmlType {
     Tq1_0 = 34,
     Tq2_0 = 35,
     Mxfp4 = 39,
+    Nvfp4 = 40,
+    Q1_0 = 41,
 }
 
-const ALL: [GgmlType; 32] = [
+const ALL: [GgmlType; 34] = [
     GgmlType::F32,
     GgmlType::F16,
     GgmlType::Q4_0,
@@ -76,6 +78,8 @@ const ALL: [GgmlType; 32] = [
     GgmlType::Tq1_0,
     GgmlType::Tq2_0,
     GgmlType::Mxfp4,
+    GgmlType::Nvfp4,
+    GgmlType::Q1_0,
 ];
 
 impl GgmlType {
@@ -133,6 +137,8 @@ impl GgmlType {
             GgmlType::Tq1_0 => ("TQ1_0", 256, 54),
             GgmlType::Tq2_0 => ("TQ2_0", 256, 66),
             GgmlType::Mxfp4 => ("MXFP4", 32, 17),
+            GgmlType::Nvfp4 => ("NVFP4", 64, 36),
+            GgmlType::Q1_0 => ("Q1_0", 128, 18),
         }
     }
 
