@@ -1,10 +1,13 @@
 //! qwen-webgpu: Qwen2-family GGUF models run on WebGPU, in the browser and natively.
 //!
 //! Data flows one way: GGUF bytes → [`gguf`] header and tensor table → [`model_config`]
-//! hyper-parameters → tensors (dequantized on the CPU by [`dequant`] for reference and tests).
+//! hyper-parameters → quantized tensors on the GPU ([`gpu`]) → the forward pass ([`engine`]) →
+//! logits or the argmax token. [`dequant`] is the CPU reference the kernels are tested against.
 
 pub mod dequant;
+pub mod engine;
 pub mod gguf;
+pub mod gpu;
 pub mod model_config;
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,12 +1,15 @@
-//! Native platform edge: model files on disk (incremental header reads, split shard discovery).
+//! Native platform edge: model files on disk (incremental header reads, split shard discovery,
+//! tensor reads) and blocking waits on the GPU.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use crate::engine::{check_model, Engine, EngineError, EngineOptions};
 use crate::gguf::{
     parse_header, shard_file_name, GgufError, GgufHeader, GgufModel, HeaderParse, Limits, SplitInfo,
 };
+use crate::gpu::{GpuContext, GpuOptions};
 
 /// Why a model file could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -109,4 +112,30 @@ pub fn read_at(path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     file.read_exact(&mut buf)?;
     Ok(buf)
+}
+
+/// Why a model could not be loaded onto the GPU.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Opens a model file (or split set), checks it, and loads it onto a new GPU context.
+pub fn load_engine(
+    path: &Path,
+    gpu: &GpuOptions,
+    options: &EngineOptions,
+) -> Result<Engine, LoadError> {
+    let (model, paths) = open_model(path)?;
+    // Everything that can be checked without a GPU is, before the device is opened.
+    check_model(&model)?;
+    let ctx = pollster::block_on(GpuContext::new(gpu)).map_err(EngineError::from)?;
+    let engine = Engine::load(ctx, &model, options, |t| {
+        let len = usize::try_from(t.info.bytes).map_err(|e| e.to_string())?;
+        read_at(&paths[t.shard], t.file_offset, len).map_err(|e| e.to_string())
+    })?;
+    Ok(engine)
 }

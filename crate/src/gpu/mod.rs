@@ -1,0 +1,217 @@
+//! The GPU device: adapter and limits, kernel pipelines built from `shaders/`, buffer helpers
+//! and asynchronous read-back. Everything above it speaks in buffers and dispatches.
+
+mod kernels;
+
+use std::sync::{Arc, Mutex};
+
+pub use kernels::{gpu_supports, Kernel, Kernels, PREFILL_TILE};
+
+/// Why the GPU could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GpuError {
+    #[error("no WebGPU/Vulkan/Metal/DX12 adapter is available{0}")]
+    NoAdapter(String),
+    #[error("the GPU device could not be created: {0}")]
+    Device(String),
+    #[error("the GPU device was lost: {0}")]
+    DeviceLost(String),
+    #[error("reading results back from the GPU failed: {0}")]
+    Readback(String),
+    #[error("the adapter allows buffers of at most {limit} bytes; {what} needs {needed}")]
+    TooLarge {
+        what: String,
+        needed: u64,
+        limit: u64,
+    },
+}
+
+/// Choices a caller (or a test) can force; the defaults use what the adapter offers.
+#[derive(Debug, Clone, Default)]
+pub struct GpuOptions {
+    /// Cap on one storage binding, below the adapter's own (tests force row splitting with it).
+    pub max_binding_bytes: Option<u64>,
+}
+
+/// An open device with the limits this crate works within.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter_info: wgpu::AdapterInfo,
+    /// Largest storage buffer binding, in bytes (a multiple of 4).
+    pub max_binding_bytes: u64,
+    /// Largest buffer, in bytes.
+    pub max_buffer_bytes: u64,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+impl GpuContext {
+    /// Opens the best available adapter, asking for the largest buffers it allows.
+    pub async fn new(options: &GpuOptions) -> Result<GpuContext, GpuError> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::NoAdapter(format!(": {e}")))?;
+        let adapter_limits = adapter.limits();
+        let required_limits = wgpu::Limits {
+            max_storage_buffer_binding_size: adapter_limits.max_storage_buffer_binding_size,
+            max_buffer_size: adapter_limits.max_buffer_size,
+            max_storage_buffers_per_shader_stage: adapter_limits
+                .max_storage_buffers_per_shader_stage
+                .max(8),
+            max_compute_workgroup_storage_size: adapter_limits.max_compute_workgroup_storage_size,
+            ..wgpu::Limits::downlevel_defaults()
+        };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("qwen-webgpu"),
+                required_features: wgpu::Features::empty(),
+                required_limits,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+
+        let lost = Arc::new(Mutex::new(None));
+        let lost_flag = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut slot) = lost_flag.lock() {
+                *slot = Some(format!("{reason:?}: {message}"));
+            }
+        });
+
+        let adapter_binding = u64::from(adapter_limits.max_storage_buffer_binding_size);
+        let max_binding_bytes = options
+            .max_binding_bytes
+            .map_or(adapter_binding, |cap| cap.min(adapter_binding))
+            & !3;
+        Ok(GpuContext {
+            device,
+            queue,
+            adapter_info: adapter.get_info(),
+            max_binding_bytes,
+            max_buffer_bytes: adapter_limits.max_buffer_size,
+            lost,
+        })
+    }
+
+    /// `Err(DeviceLost)` once the device has been lost (driver reset, GPU removed, tab hidden
+    /// too long on some platforms).
+    pub fn check_lost(&self) -> Result<(), GpuError> {
+        match self.lost.lock().ok().and_then(|slot| slot.clone()) {
+            Some(reason) => Err(GpuError::DeviceLost(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// A storage buffer of `bytes` (rounded up to 4), checked against the binding limit.
+    pub fn storage_buffer(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer, GpuError> {
+        let size = bytes.max(4).next_multiple_of(4);
+        if size > self.max_binding_bytes {
+            return Err(GpuError::TooLarge {
+                what: label.into(),
+                needed: size,
+                limit: self.max_binding_bytes,
+            });
+        }
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// A uniform buffer holding `value`.
+    pub fn uniform<T: bytemuck::Pod>(&self, label: &str, value: &T) -> wgpu::Buffer {
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: std::mem::size_of::<T>().next_multiple_of(16) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.queue
+            .write_buffer(&buffer, 0, bytemuck::bytes_of(value));
+        buffer
+    }
+
+    /// Writes `bytes` at the start of `buffer`, padding the tail to the 4-byte copy granularity.
+    pub fn write_padded(&self, buffer: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
+        let whole = bytes.len() & !3;
+        if whole > 0 {
+            self.queue.write_buffer(buffer, offset, &bytes[..whole]);
+        }
+        if whole < bytes.len() {
+            let mut tail = [0u8; 4];
+            tail[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
+            self.queue
+                .write_buffer(buffer, offset + whole as u64, &tail);
+        }
+    }
+
+    /// Copies `bytes` bytes of `source` (from `offset`) back to the CPU once the queue has
+    /// executed everything submitted so far.
+    pub async fn read_back(
+        &self,
+        source: &wgpu::Buffer,
+        offset: u64,
+        bytes: u64,
+    ) -> Result<Vec<u8>, GpuError> {
+        let size = bytes.next_multiple_of(4);
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read-back"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        encoder.copy_buffer_to_buffer(source, offset, &staging, 0, size);
+        self.queue.submit([encoder.finish()]);
+
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        staging
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |result| {
+                let _ = sender.send(result);
+            });
+        self.wait_for_queue()?;
+        receiver
+            .await
+            .map_err(|_| GpuError::Readback("the mapping callback was dropped".into()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        self.check_lost()?;
+        let data = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| GpuError::Readback(e.to_string()))?
+            .to_vec();
+        staging.unmap();
+        Ok(data[..bytes as usize].to_vec())
+    }
+
+    /// Drives the queue to completion where the platform lets us block (native); in the
+    /// browser, callbacks fire from the event loop and this returns at once.
+    fn wait_for_queue(&self) -> Result<(), GpuError> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| GpuError::Readback(e.to_string()))
+    }
+
+    /// "llvmpipe (Vulkan)" and the like, for benchmarks and logs.
+    pub fn adapter_description(&self) -> String {
+        format!(
+            "{} ({:?})",
+            self.adapter_info.name, self.adapter_info.backend
+        )
+    }
+}

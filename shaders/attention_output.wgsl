@@ -1,0 +1,80 @@
+// OUT[t, h] = sum_p softmax_p(SCORES[t, h, p]) * V_CACHE[p, h / group] over p <= pos + t,
+// one workgroup per (head, token).
+
+struct Params {
+    n_heads: u32,
+    n_kv_heads: u32,
+    head_dim: u32,
+    ctx: u32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+struct Step {
+    n_tokens: u32,
+    pos: u32,
+    seq_len: u32,
+    _pad: u32,
+}
+
+const WG: u32 = 64u;
+
+@group(0) @binding(0) var<storage, read> SCORES: array<f32>;
+@group(0) @binding(1) var<storage, read> V_CACHE: array<f32>;
+@group(0) @binding(2) var<storage, read_write> OUT: array<f32>;
+@group(0) @binding(3) var<uniform> P: Params;
+@group(0) @binding(4) var<uniform> S: Step;
+
+var<workgroup> partial: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let h = wid.x;
+    let t = wid.y;
+    if (t >= S.n_tokens) {
+        return;
+    }
+    let n = S.pos + t + 1u;
+    let row = (t * P.n_heads + h) * P.ctx;
+
+    var m = -3.0e38;
+    for (var p = lid; p < n; p += WG) {
+        m = max(m, SCORES[row + p]);
+    }
+    partial[lid] = m;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        if (lid < stride) {
+            partial[lid] = max(partial[lid], partial[lid + stride]);
+        }
+        workgroupBarrier();
+    }
+    m = partial[0];
+    workgroupBarrier();
+
+    var sum = 0.0;
+    for (var p = lid; p < n; p += WG) {
+        sum += exp(SCORES[row + p] - m);
+    }
+    partial[lid] = sum;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        if (lid < stride) {
+            partial[lid] += partial[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    let inv_sum = 1.0 / partial[0];
+
+    let kv_h = h / (P.n_heads / P.n_kv_heads);
+    let kv_width = P.n_kv_heads * P.head_dim;
+    for (var d = lid; d < P.head_dim; d += WG) {
+        var acc = 0.0;
+        for (var p = 0u; p < n; p++) {
+            acc += exp(SCORES[row + p] - m) * V_CACHE[p * kv_width + kv_h * P.head_dim + d];
+        }
+        OUT[(t * P.n_heads + h) * P.head_dim + d] = acc * inv_sum;
+    }
+}

@@ -1,0 +1,33 @@
+// Byte-level reads from the packed weight buffer `W: array<u32>`: quantized blocks are not
+// 4-byte aligned (Q8_0 blocks are 34 bytes), so values are assembled from 32-bit words.
+
+// The little-endian 32-bit word starting at byte offset `o` (any alignment).
+fn load_u32(o: u32) -> u32 {
+    let i = o >> 2u;
+    let s = (o & 3u) * 8u;
+    if (s == 0u) {
+        return W[i];
+    }
+    return (W[i] >> s) | (W[i + 1u] << (32u - s));
+}
+
+// The byte at offset `o`.
+fn load_u8(o: u32) -> u32 {
+    return (W[o >> 2u] >> ((o & 3u) * 8u)) & 0xffu;
+}
+
+// The f16 at byte offset `o` (2-byte aligned within its block), widened to f32.
+fn load_f16(o: u32) -> f32 {
+    return unpack2x16float((W[o >> 2u] >> ((o & 2u) * 8u)) & 0xffffu).x;
+}
+
+// Four bytes at `o` as the lanes of a vector, low byte first.
+fn bytes4(o: u32) -> vec4<u32> {
+    let w = load_u32(o);
+    return vec4<u32>(w & 0xffu, (w >> 8u) & 0xffu, (w >> 16u) & 0xffu, w >> 24u);
+}
+
+// Sign-extends 8-bit lanes.
+fn sext8(v: vec4<u32>) -> vec4<f32> {
+    return vec4<f32>(bitcast<vec4<i32>>(v << vec4<u32>(24u)) >> vec4<u32>(24u));
+}
