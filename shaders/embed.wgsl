@@ -1,5 +1,5 @@
 // X[t, :] = dequantized row TOKENS[t] of the embedding matrix, for tokens in this piece's rows.
-// Prepended: bytes.wgsl and the embedding type's dequant_chunk.
+// Prepended: bytes.wgsl and the embedding type's dequant4.
 
 struct Params {
     k: u32,
@@ -32,9 +32,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (token < P.row_offset || token >= P.row_offset + P.rows) {
         return;
     }
-    let w = dequant_chunk((token - P.row_offset) * P.row_bytes, c);
+    let row = (token - P.row_offset) * P.row_bytes;
     let x = t * (P.k / 4u) + c * 8u;
     for (var i = 0u; i < 8u; i++) {
-        X[x + i] = w[i];
+        X[x + i] = dequant4(row, c, i);
     }
 }

@@ -1,12 +1,15 @@
 // Y[t, r] (+)= sum_k W[r, k] * X[t, k] (+ bias[r]) for the rows of one weight piece.
 //
-// One workgroup computes one row for a tile of TILE tokens: each thread dequantizes 32-value
-// chunks of the row in registers once and applies them to every token of the tile, so prefill
-// reads the weights once per tile and decode (TILE = 1) reads each weight byte once.
-// Prepended: bytes.wgsl and the weight type's dequant_chunk(row_byte_offset, chunk).
+// A workgroup of 64 invocations computes 8 rows, 8 invocations per row; each invocation
+// dequantizes 32-value chunks of its row in registers, four values at a time, once, and applies
+// them to every token of a tile of TILE tokens, so prefill reads the weights once per tile and decode (TILE = 1) reads
+// each weight byte once. Neighbouring invocations read neighbouring chunks.
+// Prepended: bytes.wgsl, the weight type's dequant4(row_byte_offset, chunk, quad), and
+// reduce_*.wgsl, which sums a value over the 8 invocations of a row.
 
 const TILE: u32 = {{TILE}}u;
-const WG: u32 = 32u;
+const ROWS: u32 = 8u;
+const LANES: u32 = 8u;
 
 struct Params {
     k: u32,            // input width (multiple of 32)
@@ -33,15 +36,14 @@ struct Step {
 @group(0) @binding(4) var<uniform> P: Params;
 @group(0) @binding(5) var<uniform> S: Step;
 
-var<workgroup> partial: array<f32, WG * TILE>;
-
-@compute @workgroup_size(WG)
+@compute @workgroup_size(64)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let r = wid.x + wid.y * nwg.x;
+    let lane = lid % LANES;
+    let r = (wid.x + wid.y * nwg.x) * ROWS + lid / LANES;
     let t0 = wid.z * TILE;
     var n_tokens = S.n_tokens;
     var x_first = 0u;
@@ -49,47 +51,33 @@ fn main(
         n_tokens = 1u;
         x_first = P.x_token - 1u;
     }
-    // Uniform per workgroup, so the barrier below is reached by all or none.
-    if (r >= P.rows) {
-        return;
-    }
-    let row = r * P.row_bytes;
     var acc: array<f32, TILE>;
-    for (var c = lid; c < P.k / 32u; c += WG) {
-        let w = dequant_chunk(row, c);
-        for (var t = 0u; t < TILE; t++) {
-            if (t0 + t < n_tokens) {
-                let x = (x_first + t0 + t) * P.x_stride + c * 8u;
-                var s = 0.0;
-                for (var i = 0u; i < 8u; i++) {
-                    s += dot(w[i], X[x + i]);
+    if (r < P.rows) {
+        let row = r * P.row_bytes;
+        for (var c = lane; c < P.k / 32u; c += LANES) {
+            for (var i = 0u; i < 8u; i++) {
+                let w = dequant4(row, c, i);
+                for (var t = 0u; t < TILE; t++) {
+                    if (t0 + t < n_tokens) {
+                        acc[t] += dot(w, X[(x_first + t0 + t) * P.x_stride + c * 8u + i]);
+                    }
                 }
-                acc[t] += s;
             }
         }
     }
     for (var t = 0u; t < TILE; t++) {
-        partial[t * WG + lid] = acc[t];
-    }
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
-            for (var t = 0u; t < TILE; t++) {
-                partial[t * WG + lid] += partial[t * WG + lid + stride];
+        let total = row_sum(acc[t], lid);
+        if (lane == 0u && r < P.rows && t0 + t < n_tokens) {
+            let out_row = P.row_offset + r;
+            var v = total;
+            if ((P.flags & 1u) != 0u) {
+                v += BIAS[out_row];
             }
+            let y = (t0 + t) * P.y_stride + out_row;
+            if ((P.flags & 2u) != 0u) {
+                v += Y[y];
+            }
+            Y[y] = v;
         }
-        workgroupBarrier();
-    }
-    if (lid < TILE && t0 + lid < n_tokens) {
-        let out_row = P.row_offset + r;
-        var v = partial[lid * WG];
-        if ((P.flags & 1u) != 0u) {
-            v += BIAS[out_row];
-        }
-        let y = (t0 + lid) * P.y_stride + out_row;
-        if ((P.flags & 2u) != 0u) {
-            v += Y[y];
-        }
-        Y[y] = v;
     }
 }

@@ -94,6 +94,9 @@ struct EngineArgs {
     /// Cap on one GPU storage binding in bytes (forces weight splitting; for testing).
     #[arg(long)]
     max_binding_bytes: Option<u64>,
+    /// Use the kernels without subgroup operations even where the adapter has them.
+    #[arg(long)]
+    no_subgroups: bool,
 }
 
 impl EngineArgs {
@@ -102,6 +105,7 @@ impl EngineArgs {
             model,
             &GpuOptions {
                 max_binding_bytes: self.max_binding_bytes,
+                disable_subgroups: self.no_subgroups,
             },
             &EngineOptions {
                 context_length: self.context,

@@ -2,24 +2,13 @@
 // signed 8-bit scales, f16 d. Each half of 128 values has four groups of 32: group g takes the
 // low (g < 2) or high nibble of ql[l + 32 * (g & 1)] and bits 2g..2g+1 of qh[l];
 // value = d * scale[8 * half + l / 16 + 2 * g] * (q - 32).
-fn dequant_chunk(row: u32, c: u32) -> array<vec4<f32>, 8> {
-    var out: array<vec4<f32>, 8>;
+fn dequant4(row: u32, c: u32, i: u32) -> vec4<f32> {
     let b = row + (c >> 3u) * 210u;
     let half = (c >> 2u) & 1u;
     let g = c & 3u;
-    let d = load_f16(b + 208u);
-    let ql = b + half * 64u + (g & 1u) * 32u;
-    let qh = b + 128u + half * 32u;
-    let sc = b + 192u + half * 8u + 2u * g;
-    let d0 = d * f32(bitcast<i32>(load_u8(sc) << 24u) >> 24u);
-    let d1 = d * f32(bitcast<i32>(load_u8(sc + 1u) << 24u) >> 24u);
-    let lshift = vec4<u32>((g >> 1u) * 4u);
-    let hshift = vec4<u32>(2u * g);
-    for (var i = 0u; i < 8u; i++) {
-        let low = (bytes4(ql + 4u * i) >> lshift) & vec4<u32>(15u);
-        let high = ((bytes4(qh + 4u * i) >> hshift) & vec4<u32>(3u)) << vec4<u32>(4u);
-        let q = vec4<f32>(low | high) - 32.0;
-        out[i] = select(d1, d0, i < 4u) * q;
-    }
-    return out;
+    let sc = load_u8(b + 192u + half * 8u + 2u * g + (i >> 2u));
+    let d = load_f16(b + 208u) * f32(bitcast<i32>(sc << 24u) >> 24u);
+    let low = (bytes4(b + half * 64u + (g & 1u) * 32u + 4u * i) >> vec4<u32>((g >> 1u) * 4u)) & vec4<u32>(15u);
+    let high = ((bytes4(b + 128u + half * 32u + 4u * i) >> vec4<u32>(2u * g)) & vec4<u32>(3u)) << vec4<u32>(4u);
+    return d * (vec4<f32>(low | high) - 32.0);
 }

@@ -9,7 +9,7 @@ mod weights;
 use bytemuck::{Pod, Zeroable};
 
 use crate::gguf::{GgmlType, GgufModel, ModelTensor};
-use crate::gpu::{GpuContext, GpuError, Kernel, Kernels, PREFILL_TILE};
+use crate::gpu::{GpuContext, GpuError, Kernel, Kernels, MATMUL_ROWS_PER_WORKGROUP, PREFILL_TILE};
 use crate::model_config::{ConfigError, Qwen2Config};
 
 pub use weights::Matrix;
@@ -189,13 +189,14 @@ impl Grid {
     fn size(self, n_tokens: u32, seq_len: u32, tile: u32) -> [u32; 3] {
         match self {
             Grid::MatRows { rows, single_token } => {
-                let x = rows.min(MAX_GROUPS);
+                let groups = rows.div_ceil(MATMUL_ROWS_PER_WORKGROUP);
+                let x = groups.min(MAX_GROUPS);
                 let tiles = if single_token {
                     1
                 } else {
                     n_tokens.div_ceil(tile)
                 };
-                [x, rows.div_ceil(x), tiles]
+                [x, groups.div_ceil(x), tiles]
             }
             Grid::PerToken { x, y } => [x, y, n_tokens],
             Grid::TokensY { x } => [x, n_tokens, 1],
@@ -784,7 +785,11 @@ impl Recorder<'_, '_> {
     fn record(&mut self, dispatches: &[Dispatch], tile: u32) -> Result<(), EngineError> {
         for d in dispatches {
             let kernel = match d.kernel {
-                Kernel::MatMul { ty, .. } => Kernel::MatMul { ty, tile },
+                Kernel::MatMul { ty, subgroups, .. } => Kernel::MatMul {
+                    ty,
+                    tile,
+                    subgroups,
+                },
                 other => other,
             };
             let pipeline =
@@ -899,17 +904,24 @@ impl Builder<'_> {
         flags: u32,
         x_token: u32,
     ) -> Result<(), EngineError> {
+        let subgroups = self.ctx.subgroups;
         for tile in [1, PREFILL_TILE] {
-            if !self
-                .kernels
-                .prepare(&self.ctx.device, Kernel::MatMul { ty: m.ty, tile })
-            {
+            let kernel = Kernel::MatMul {
+                ty: m.ty,
+                tile,
+                subgroups,
+            };
+            if !self.kernels.prepare(&self.ctx.device, kernel) {
                 return Err(EngineError::Unsupported {
                     message: format!("mat-mul of {}", m.ty),
                 });
             }
         }
-        let kernel = Kernel::MatMul { ty: m.ty, tile: 1 };
+        let kernel = Kernel::MatMul {
+            ty: m.ty,
+            tile: 1,
+            subgroups,
+        };
         for piece in &m.pieces {
             let params = self.ctx.uniform(
                 "matmul",

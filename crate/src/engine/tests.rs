@@ -7,9 +7,21 @@ use crate::dequant::dequantize;
 use crate::gguf::TensorInfo;
 use crate::gpu::GpuOptions;
 
-fn context(max_binding_bytes: Option<u64>) -> GpuContext {
-    pollster::block_on(GpuContext::new(&GpuOptions { max_binding_bytes }))
-        .expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers, via scripts/setup)")
+/// The adapter with and without subgroup kernels (lavapipe has subgroups, so the fallback is
+/// forced); each test runs on both.
+fn contexts() -> [GpuContext; 2] {
+    [false, true].map(|disable_subgroups| {
+        let ctx = pollster::block_on(GpuContext::new(&GpuOptions {
+            max_binding_bytes: None,
+            disable_subgroups,
+        }))
+        .expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers, via scripts/setup)");
+        assert_eq!(
+            ctx.subgroups, !disable_subgroups,
+            "the test adapter has subgroups"
+        );
+        ctx
+    })
 }
 
 /// Blocks of `ty` from the dequantization fixtures (real model blocks first).
@@ -198,27 +210,29 @@ const GPU_TYPES: [GgmlType; 10] = [
 
 #[test]
 fn matmul_decode_matches_cpu_reference_for_every_type() {
-    let ctx = context(None);
-    for ty in GPU_TYPES {
-        check_matmul(&ctx, ty, 1, 1, false);
+    for ctx in contexts() {
+        for ty in GPU_TYPES {
+            check_matmul(&ctx, ty, 1, 1, false);
+        }
     }
 }
 
 #[test]
 fn matmul_prefill_tiles_match_cpu_reference() {
-    let ctx = context(None);
-    for ty in GPU_TYPES {
-        // 11 tokens: one full tile of 8 and a partial one.
-        check_matmul(&ctx, ty, 11, PREFILL_TILE, false);
+    for ctx in contexts() {
+        for ty in GPU_TYPES {
+            // 11 tokens: one full tile of 8 and a partial one.
+            check_matmul(&ctx, ty, 11, PREFILL_TILE, false);
+        }
     }
 }
 
 #[test]
 fn matrices_split_into_pieces_when_over_the_binding_limit() {
-    let ctx = context(None);
+    let [ctx, shared_ctx] = contexts();
     for ty in [GgmlType::Q8_0, GgmlType::Q6K, GgmlType::Q5_0, GgmlType::F16] {
         check_matmul(&ctx, ty, 1, 1, true);
-        check_matmul(&ctx, ty, 9, PREFILL_TILE, true);
+        check_matmul(&shared_ctx, ty, 9, PREFILL_TILE, true);
     }
     let t = tensor("w", GgmlType::Q8_0, 256, 3);
     let blocks = fixture_blocks(GgmlType::Q8_0);
@@ -234,7 +248,7 @@ fn matrices_split_into_pieces_when_over_the_binding_limit() {
 
 #[test]
 fn embedding_rows_match_cpu_reference() {
-    let ctx = context(None);
+    let [ctx, _] = contexts();
     for ty in [GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4K, GgmlType::F16] {
         let blocks = fixture_blocks(ty);
         let values = dequantize(ty, &blocks).unwrap();

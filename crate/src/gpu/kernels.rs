@@ -7,6 +7,8 @@ use crate::gguf::GgmlType;
 const BYTES: &str = include_str!("../../../shaders/bytes.wgsl");
 const K_SCALES: &str = include_str!("../../../shaders/dequant/k_scales.wgsl");
 const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
+const REDUCE_SUBGROUP: &str = include_str!("../../../shaders/reduce_subgroup.wgsl");
+const REDUCE_SHARED: &str = include_str!("../../../shaders/reduce_shared.wgsl");
 const EMBED: &str = include_str!("../../../shaders/embed.wgsl");
 const RMS_NORM: &str = include_str!("../../../shaders/rms_norm.wgsl");
 const ROPE_STORE: &str = include_str!("../../../shaders/rope_store.wgsl");
@@ -15,10 +17,21 @@ const ATTENTION_OUTPUT: &str = include_str!("../../../shaders/attention_output.w
 const SILU_MUL: &str = include_str!("../../../shaders/silu_mul.wgsl");
 const ARGMAX: &str = include_str!("../../../shaders/argmax.wgsl");
 
+/// Browsers require WGSL's `enable subgroups;`; naga (native wgpu) rejects it and takes the
+/// device feature alone.
+const SUBGROUPS_DIRECTIVE: &str = if cfg!(target_arch = "wasm32") {
+    "enable subgroups;\n"
+} else {
+    ""
+};
+
 /// Tokens per mat-mul tile in prefill: each dequantized weight chunk is used this many times.
 pub const PREFILL_TILE: u32 = 8;
 
-/// The weight types the GPU kernels read, and their `dequant_chunk` sources.
+/// Rows one mat-mul workgroup computes.
+pub const MATMUL_ROWS_PER_WORKGROUP: u32 = 8;
+
+/// The weight types the GPU kernels read, and their `dequant4` sources.
 fn dequant_source(ty: GgmlType) -> Option<String> {
     let body = match ty {
         GgmlType::F32 => include_str!("../../../shaders/dequant/f32.wgsl"),
@@ -54,10 +67,12 @@ pub fn gpu_supports(ty: GgmlType) -> bool {
 /// One compute kernel, with the variant parameters that change its source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// Y (+)= W X for weights of a type, `tile` tokens per workgroup.
+    /// Y (+)= W X for weights of a type, `tile` tokens per workgroup, reducing with subgroup
+    /// shuffles or through workgroup memory.
     MatMul {
         ty: GgmlType,
         tile: u32,
+        subgroups: bool,
     },
     /// Embedding rows of a type, looked up by token id.
     Embed {
@@ -100,11 +115,22 @@ impl Kernel {
     /// The complete WGSL module, or `None` for a weight type the kernels cannot read.
     pub fn source(self) -> Option<String> {
         Some(match self {
-            Kernel::MatMul { ty, tile } => format!(
-                "{}\n{}",
-                dequant_source(ty)?,
-                MATMUL.replace("{{TILE}}", &tile.to_string())
-            ),
+            Kernel::MatMul {
+                ty,
+                tile,
+                subgroups,
+            } => {
+                let (enable, reduce) = if subgroups {
+                    (SUBGROUPS_DIRECTIVE, REDUCE_SUBGROUP)
+                } else {
+                    ("", REDUCE_SHARED)
+                };
+                format!(
+                    "{enable}{}\n{reduce}\n{}",
+                    dequant_source(ty)?,
+                    MATMUL.replace("{{TILE}}", &tile.to_string())
+                )
+            }
             Kernel::Embed { ty } => format!("{}\n{EMBED}", dequant_source(ty)?),
             Kernel::RmsNorm => RMS_NORM.into(),
             Kernel::RopeStore => ROPE_STORE.into(),

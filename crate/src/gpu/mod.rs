@@ -5,7 +5,7 @@ mod kernels;
 
 use std::sync::{Arc, Mutex};
 
-pub use kernels::{gpu_supports, Kernel, Kernels, PREFILL_TILE};
+pub use kernels::{gpu_supports, Kernel, Kernels, MATMUL_ROWS_PER_WORKGROUP, PREFILL_TILE};
 
 /// Why the GPU could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +31,9 @@ pub enum GpuError {
 pub struct GpuOptions {
     /// Cap on one storage binding, below the adapter's own (tests force row splitting with it).
     pub max_binding_bytes: Option<u64>,
+    /// Use the kernels that need no subgroup operations even where the adapter has them (many
+    /// phones lack them; tests force this path on adapters that have them).
+    pub disable_subgroups: bool,
 }
 
 /// An open device with the limits this crate works within.
@@ -42,6 +45,9 @@ pub struct GpuContext {
     pub max_binding_bytes: u64,
     /// Largest buffer, in bytes.
     pub max_buffer_bytes: u64,
+    /// Kernels may use subgroup operations (the adapter has them, with subgroups of 8 or more
+    /// invocations, and they were not disabled).
+    pub subgroups: bool,
     lost: Arc<Mutex<Option<String>>>,
 }
 
@@ -67,10 +73,19 @@ impl GpuContext {
             max_compute_workgroup_storage_size: adapter_limits.max_compute_workgroup_storage_size,
             ..wgpu::Limits::downlevel_defaults()
         };
+        let info = adapter.get_info();
+        let subgroups = !options.disable_subgroups
+            && adapter.features().contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size >= 8;
+        let required_features = if subgroups {
+            wgpu::Features::SUBGROUP
+        } else {
+            wgpu::Features::empty()
+        };
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("qwen-webgpu"),
-                required_features: wgpu::Features::empty(),
+                required_features,
                 required_limits,
                 ..Default::default()
             })
@@ -93,9 +108,10 @@ impl GpuContext {
         Ok(GpuContext {
             device,
             queue,
-            adapter_info: adapter.get_info(),
+            adapter_info: info,
             max_binding_bytes,
             max_buffer_bytes: adapter_limits.max_buffer_size,
+            subgroups,
             lost,
         })
     }
