@@ -5,10 +5,8 @@
 fn load_u32(o: u32) -> u32 {
     let i = o >> 2u;
     let s = (o & 3u) * 8u;
-    if (s == 0u) {
-        return W[i];
-    }
-    return (W[i] >> s) | (W[i + 1u] << (32u - s));
+    // Branch-free: lanes of a row read blocks of different alignments.
+    return (W[i] >> s) | select(0u, W[i + 1u] << ((32u - s) & 31u), s != 0u);
 }
 
 // The byte at offset `o`.

@@ -1,10 +1,12 @@
-// Y[t, r] (+)= sum_k W[r, k] * X[t, k] (+ bias[r]) for the rows of one weight piece.
+// Y[t, r] (+)= sum_k W[r, k] * X[t, k] (+ bias[r]) for the rows of one weight piece; or, for
+// the FFN's up projection, Y[t, r] = silu(GATE[t, r]) * sum_k W[r, k] * X[t, k].
 //
 // A workgroup of 64 invocations computes 8 rows, 8 invocations per row; each invocation
 // dequantizes 32-value chunks of its row in registers, four values at a time, once, and applies
 // them to every token of a tile of TILE tokens, so prefill reads the weights once per tile and decode (TILE = 1) reads
 // each weight byte once. Neighbouring invocations read neighbouring chunks.
-// Prepended: bytes.wgsl, the weight type's dequant4(row_byte_offset, chunk, quad), and
+// Prepended: bytes.wgsl, the weight type's dequant4(row_byte_offset, chunk, quad) and
+// chunk_dot(row_byte_offset, chunk, x_vec4_offset) (decode: each weight byte loaded once), and
 // reduce_*.wgsl, which sums a value over the 8 invocations of a row.
 
 const TILE: u32 = {{TILE}}u;
@@ -19,7 +21,7 @@ struct Params {
     y_stride: u32,     // output row length per token
     x_stride: u32,     // input vec4s per token
     x_token: u32,      // 0: tokens 0..n; else 1 + the one token to use (the last, for logits)
-    flags: u32,        // 1: add bias, 2: accumulate into Y
+    flags: u32,        // 1: add AUX[r] (bias), 2: accumulate into Y, 4: times silu(AUX[t, r])
 }
 
 struct Step {
@@ -32,7 +34,8 @@ struct Step {
 @group(0) @binding(0) var<storage, read> W: array<u32>;
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(3) var<storage, read> BIAS: array<f32>;
+// The bias (flag 1) or the FFN gate activations (flag 4).
+@group(0) @binding(3) var<storage, read> AUX: array<f32>;
 @group(0) @binding(4) var<uniform> P: Params;
 @group(0) @binding(5) var<uniform> S: Step;
 
@@ -55,6 +58,12 @@ fn main(
     if (r < P.rows) {
         let row = r * P.row_bytes;
         for (var c = lane; c < P.k / 32u; c += LANES) {
+            if (TILE == 1u) {
+                if (t0 < n_tokens) {
+                    acc[0] += chunk_dot(row, c, (x_first + t0) * P.x_stride + c * 8u);
+                }
+                continue;
+            }
             for (var i = 0u; i < 8u; i++) {
                 let w = dequant4(row, c, i);
                 for (var t = 0u; t < TILE; t++) {
@@ -71,9 +80,13 @@ fn main(
             let out_row = P.row_offset + r;
             var v = total;
             if ((P.flags & 1u) != 0u) {
-                v += BIAS[out_row];
+                v += AUX[out_row];
             }
             let y = (t0 + t) * P.y_stride + out_row;
+            if ((P.flags & 4u) != 0u) {
+                let g = AUX[y];
+                v *= g / (1.0 + exp(-g));
+            }
             if ((P.flags & 2u) != 0u) {
                 v += Y[y];
             }

@@ -310,7 +310,7 @@ fn bench(
         "weight_bytes_per_token": decode.weight_bytes_read,
         "achieved_gb_per_s": decode.weight_bytes_read as f64 * decode_tps / 1e9,
         "dispatches_per_token": decode.dispatches,
-        "dispatches_per_layer": decode.dispatches as f64 / engine.config().n_layers as f64,
+        "dispatches_per_layer": engine.dispatches_per_layer(),
         "submits_per_token": decode.submits,
         "bytes_read_back_per_token": decode.bytes_read_back,
     });

@@ -12,3 +12,31 @@ fn dequant4(row: u32, c: u32, i: u32) -> vec4<f32> {
     let high = ((bytes4(b + 128u + half * 32u + 4u * i) >> vec4<u32>(2u * g)) & vec4<u32>(3u)) << vec4<u32>(4u);
     return d * (vec4<f32>(low | high) - 32.0);
 }
+
+// sum of chunk c's 32 values times X[x..x+8]; the two 16-value halves have their own scales.
+fn chunk_dot(row: u32, c: u32, x: u32) -> f32 {
+    let b = row + (c >> 3u) * 210u;
+    let half = (c >> 2u) & 1u;
+    let g = c & 3u;
+    let sc = b + 192u + half * 8u + 2u * g;
+    let ql = b + half * 64u + (g & 1u) * 32u;
+    let qh = b + 128u + half * 32u;
+    let lshift = vec4<u32>((g >> 1u) * 4u);
+    let hshift = vec4<u32>(2u * g);
+    var s0 = 0.0;
+    var s1 = 0.0;
+    for (var i = 0u; i < 8u; i++) {
+        let low = (bytes4(ql + 4u * i) >> lshift) & vec4<u32>(15u);
+        let high = ((bytes4(qh + 4u * i) >> hshift) & vec4<u32>(3u)) << vec4<u32>(4u);
+        let p = dot(vec4<f32>(low | high) - 32.0, X[x + i]);
+        if (i < 4u) {
+            s0 += p;
+        } else {
+            s1 += p;
+        }
+    }
+    let d = load_f16(b + 208u);
+    let d0 = f32(bitcast<i32>(load_u8(sc) << 24u) >> 24u);
+    let d1 = f32(bitcast<i32>(load_u8(sc + 1u) << 24u) >> 24u);
+    return d * (d0 * s0 + d1 * s1);
+}

@@ -113,6 +113,7 @@ struct MatMulParams {
 
 const MATMUL_BIAS: u32 = 1;
 const MATMUL_ACCUMULATE: u32 = 2;
+const MATMUL_TIMES_SILU_OF_AUX: u32 = 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -176,10 +177,6 @@ enum Grid {
     Scores {
         heads: u32,
     },
-    /// `per_token` elements per token, 64 per workgroup.
-    Elementwise {
-        per_token: u32,
-    },
     Single,
 }
 
@@ -203,11 +200,6 @@ impl Grid {
             Grid::Tokens { last_only: true } => [1, 1, 1],
             Grid::Tokens { last_only: false } => [n_tokens, 1, 1],
             Grid::Scores { heads } => [seq_len.div_ceil(64), heads, n_tokens],
-            Grid::Elementwise { per_token } => {
-                let groups = (per_token * n_tokens).div_ceil(64);
-                let x = groups.min(MAX_GROUPS);
-                [x, groups.div_ceil(x), 1]
-            }
             Grid::Single => [1, 1, 1],
         }
     }
@@ -238,6 +230,8 @@ struct Activations {
     logits: wgpu::Buffer,
     argmax: wgpu::Buffer,
     step: wgpu::Buffer,
+    logits_staging: wgpu::Buffer,
+    argmax_staging: wgpu::Buffer,
 }
 
 /// A Qwen2 model loaded on the GPU with its KV cache.
@@ -251,9 +245,11 @@ pub struct Engine {
     /// Output projection of the last token.
     head: Vec<Dispatch>,
     argmax: Dispatch,
-    /// Bytes of weights read per pass, for the stats.
+    /// Tokens the KV cache holds.
     capacity: usize,
+    /// Most tokens per prefill submission.
     chunk: usize,
+    dispatches_per_layer: usize,
     /// Tokens in the KV cache.
     pos: usize,
     /// GPU buffers that must outlive the bind groups built over them.
@@ -447,6 +443,8 @@ impl Engine {
             final_normed: ctx.storage_buffer("final_normed", h * 4)?,
             logits: ctx.storage_buffer("logits", c.vocab_size as u64 * 4)?,
             argmax: ctx.storage_buffer("argmax", 8)?,
+            logits_staging: ctx.staging_buffer("logits-staging", c.vocab_size as u64 * 4),
+            argmax_staging: ctx.staging_buffer("argmax-staging", 8),
             step: ctx.uniform(
                 "step",
                 &StepUniform {
@@ -490,13 +488,7 @@ impl Engine {
         };
         let norm_all = ctx.uniform("norm", &norm(false));
         let norm_last = ctx.uniform("norm-last", &norm(true));
-        let silu_params = ctx.uniform(
-            "silu",
-            &CountParams {
-                n: c.ffn_size as u32,
-                _pad: [0; 3],
-            },
-        );
+        let before_layers = b.dispatches.len();
         for layer in &layers {
             b.simple(
                 Kernel::RmsNorm,
@@ -550,23 +542,23 @@ impl Engine {
                 Grid::Tokens { last_only: false },
             );
             b.matmul(&layer.gate, &act.normed, &act.gate, None, 0, 0)?;
-            b.matmul(&layer.up, &act.normed, &act.up, None, 0, 0)?;
-            b.simple(
-                Kernel::SiluMul,
-                &[&act.gate, &act.up, &silu_params],
-                Grid::Elementwise {
-                    per_token: c.ffn_size as u32,
-                },
-            );
+            b.matmul_aux(
+                &layer.up,
+                &act.normed,
+                &act.up,
+                &act.gate,
+                MATMUL_TIMES_SILU_OF_AUX,
+            )?;
             b.matmul(
                 &layer.down,
-                &act.gate,
+                &act.up,
                 &act.residual,
                 None,
                 MATMUL_ACCUMULATE,
                 0,
             )?;
         }
+        let dispatches_per_layer = (b.dispatches.len() - before_layers) / c.n_layers.max(1);
         b.simple(
             Kernel::RmsNorm,
             &[&act.residual, &output_norm, &act.final_normed, &norm_last],
@@ -601,7 +593,6 @@ impl Engine {
             head_uniform,
             norm_all,
             norm_last,
-            silu_params,
             argmax_params,
             rope,
             output_norm,
@@ -640,6 +631,7 @@ impl Engine {
             argmax,
             capacity,
             chunk,
+            dispatches_per_layer,
             pos: 0,
             _keep: keep,
             stats: StepStats::default(),
@@ -667,6 +659,11 @@ impl Engine {
     /// Forgets cached tokens from `pos` on, so generation continues after the first `pos`.
     pub fn truncate(&mut self, pos: usize) {
         self.pos = self.pos.min(pos);
+    }
+
+    /// Kernel launches each transformer layer records (the same for prefill and decode).
+    pub fn dispatches_per_layer(&self) -> usize {
+        self.dispatches_per_layer
     }
 
     pub fn last_step_stats(&self) -> &StepStats {
@@ -706,7 +703,8 @@ impl Engine {
         }
         let out = match readback {
             Readback::Argmax => {
-                let bytes = self.ctx.read_back(&self.activations.argmax, 0, 8).await?;
+                let staging = &self.activations.argmax_staging;
+                let bytes = self.ctx.read_staging(staging, 8).await?;
                 stats.bytes_read_back += 8;
                 let token = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
                 let logit = f32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
@@ -714,7 +712,8 @@ impl Engine {
             }
             Readback::Logits => {
                 let n = vocab as u64 * 4;
-                let bytes = self.ctx.read_back(&self.activations.logits, 0, n).await?;
+                let staging = &self.activations.logits_staging;
+                let bytes = self.ctx.read_staging(staging, n).await?;
                 stats.bytes_read_back += n;
                 StepOutput::Logits(bytemuck::pod_collect_to_vec(&bytes))
             }
@@ -763,6 +762,21 @@ impl Engine {
                     rec.record(std::slice::from_ref(&self.argmax), 1)?;
                 }
             }
+        }
+        // The result's copy to mappable memory rides in the same submission.
+        let act = &self.activations;
+        match readback {
+            Some(Readback::Argmax) => {
+                encoder.copy_buffer_to_buffer(&act.argmax, 0, &act.argmax_staging, 0, 8)
+            }
+            Some(Readback::Logits) => encoder.copy_buffer_to_buffer(
+                &act.logits,
+                0,
+                &act.logits_staging,
+                0,
+                self.config.vocab_size as u64 * 4,
+            ),
+            None => {}
         }
         queue.submit([encoder.finish()]);
         stats.submits += 1;
@@ -832,7 +846,7 @@ struct Builder<'a> {
     keep: Vec<wgpu::Buffer>,
     dispatches: Vec<Dispatch>,
     step: &'a wgpu::Buffer,
-    /// Bound in the bias slot of mat-muls without a bias (the kernel does not read it then).
+    /// Bound in the auxiliary slot of mat-muls that read none.
     no_bias: wgpu::Buffer,
 }
 
@@ -904,6 +918,36 @@ impl Builder<'_> {
         flags: u32,
         x_token: u32,
     ) -> Result<(), EngineError> {
+        match bias {
+            Some(bias) => self.matmul_with(m, x, out, bias, flags | MATMUL_BIAS, x_token),
+            None => {
+                let no_aux = self.no_bias.clone();
+                self.matmul_with(m, x, out, &no_aux, flags, x_token)
+            }
+        }
+    }
+
+    /// `out = m · x` combined with `aux` as `flags` say (see shaders/matmul.wgsl).
+    fn matmul_aux(
+        &mut self,
+        m: &Matrix,
+        x: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        aux: &wgpu::Buffer,
+        flags: u32,
+    ) -> Result<(), EngineError> {
+        self.matmul_with(m, x, out, aux, flags, 0)
+    }
+
+    fn matmul_with(
+        &mut self,
+        m: &Matrix,
+        x: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        aux: &wgpu::Buffer,
+        flags: u32,
+        x_token: u32,
+    ) -> Result<(), EngineError> {
         let subgroups = self.ctx.subgroups;
         for tile in [1, PREFILL_TILE] {
             let kernel = Kernel::MatMul {
@@ -933,14 +977,13 @@ impl Builder<'_> {
                     y_stride: m.rows,
                     x_stride: m.cols / 4,
                     x_token,
-                    flags: flags | if bias.is_some() { MATMUL_BIAS } else { 0 },
+                    flags,
                 },
             );
-            let bias_buffer = bias.unwrap_or(&self.no_bias);
             let bind_group = self.kernels.bind_group(
                 &self.ctx.device,
                 kernel,
-                &[&piece.buffer, x, out, bias_buffer, &params, self.step],
+                &[&piece.buffer, x, out, aux, &params, self.step],
             );
             self.keep.push(params);
             self.dispatches.push(Dispatch {

@@ -122,7 +122,14 @@ fn run(ctx: &GpuContext, b: Builder<'_>, n_tokens: u32, tile: u32) -> Kernels {
 }
 
 fn read_f32(ctx: &GpuContext, buffer: &wgpu::Buffer, n: usize) -> Vec<f32> {
-    let bytes = pollster::block_on(ctx.read_back(buffer, 0, n as u64 * 4)).expect("read back");
+    let bytes = n as u64 * 4;
+    let staging = ctx.staging_buffer("staging", bytes);
+    let mut encoder = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
+    ctx.queue.submit([encoder.finish()]);
+    let bytes = pollster::block_on(ctx.read_staging(&staging, bytes)).expect("read back");
     bytemuck::pod_collect_to_vec(&bytes)
 }
 

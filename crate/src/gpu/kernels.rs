@@ -14,7 +14,6 @@ const RMS_NORM: &str = include_str!("../../../shaders/rms_norm.wgsl");
 const ROPE_STORE: &str = include_str!("../../../shaders/rope_store.wgsl");
 const ATTENTION_SCORES: &str = include_str!("../../../shaders/attention_scores.wgsl");
 const ATTENTION_OUTPUT: &str = include_str!("../../../shaders/attention_output.wgsl");
-const SILU_MUL: &str = include_str!("../../../shaders/silu_mul.wgsl");
 const ARGMAX: &str = include_str!("../../../shaders/argmax.wgsl");
 
 /// Browsers require WGSL's `enable subgroups;`; naga (native wgpu) rejects it and takes the
@@ -82,7 +81,6 @@ pub enum Kernel {
     RopeStore,
     AttentionScores,
     AttentionOutput,
-    SiluMul,
     Argmax,
 }
 
@@ -107,7 +105,6 @@ impl Kernel {
             ],
             Kernel::AttentionScores => &[Read, Read, ReadWrite, Uniform, Uniform],
             Kernel::AttentionOutput => &[Read, Read, ReadWrite, Uniform, Uniform],
-            Kernel::SiluMul => &[ReadWrite, Read, Uniform, Uniform],
             Kernel::Argmax => &[Read, ReadWrite, Uniform],
         }
     }
@@ -136,7 +133,6 @@ impl Kernel {
             Kernel::RopeStore => ROPE_STORE.into(),
             Kernel::AttentionScores => ATTENTION_SCORES.into(),
             Kernel::AttentionOutput => ATTENTION_OUTPUT.into(),
-            Kernel::SiluMul => SILU_MUL.into(),
             Kernel::Argmax => ARGMAX.into(),
         })
     }

@@ -16,6 +16,8 @@ pub enum GpuError {
     Device(String),
     #[error("the GPU device was lost: {0}")]
     DeviceLost(String),
+    #[error("the GPU rejected an operation: {0}")]
+    Rejected(String),
     #[error("reading results back from the GPU failed: {0}")]
     Readback(String),
     #[error("the adapter allows buffers of at most {limit} bytes; {what} needs {needed}")]
@@ -48,7 +50,8 @@ pub struct GpuContext {
     /// Kernels may use subgroup operations (the adapter has them, with subgroups of 8 or more
     /// invocations, and they were not disabled).
     pub subgroups: bool,
-    lost: Arc<Mutex<Option<String>>>,
+    /// Set once by the device-lost callback or the first uncaptured GPU error.
+    failure: Arc<Mutex<Option<GpuError>>>,
 }
 
 impl GpuContext {
@@ -92,13 +95,20 @@ impl GpuContext {
             .await
             .map_err(|e| GpuError::Device(e.to_string()))?;
 
-        let lost = Arc::new(Mutex::new(None));
-        let lost_flag = lost.clone();
+        // wgpu's default handler panics on a GPU error; errors become values here instead.
+        let failure: Arc<Mutex<Option<GpuError>>> = Arc::new(Mutex::new(None));
+        let slot = failure.clone();
         device.set_device_lost_callback(move |reason, message| {
-            if let Ok(mut slot) = lost_flag.lock() {
-                *slot = Some(format!("{reason:?}: {message}"));
+            if let Ok(mut slot) = slot.lock() {
+                slot.get_or_insert(GpuError::DeviceLost(format!("{reason:?}: {message}")));
             }
         });
+        let slot = failure.clone();
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            if let Ok(mut slot) = slot.lock() {
+                slot.get_or_insert(GpuError::Rejected(error.to_string()));
+            }
+        }));
 
         let adapter_binding = u64::from(adapter_limits.max_storage_buffer_binding_size);
         let max_binding_bytes = options
@@ -112,15 +122,15 @@ impl GpuContext {
             max_binding_bytes,
             max_buffer_bytes: adapter_limits.max_buffer_size,
             subgroups,
-            lost,
+            failure,
         })
     }
 
-    /// `Err(DeviceLost)` once the device has been lost (driver reset, GPU removed, tab hidden
-    /// too long on some platforms).
+    /// `Err` once the device has been lost (driver reset, GPU removed, tab hidden too long on
+    /// some platforms) or has rejected an operation; the context is unusable from then on.
     pub fn check_lost(&self) -> Result<(), GpuError> {
-        match self.lost.lock().ok().and_then(|slot| slot.clone()) {
-            Some(reason) => Err(GpuError::DeviceLost(reason)),
+        match self.failure.lock().ok().and_then(|slot| slot.clone()) {
+            Some(error) => Err(error),
             None => Ok(()),
         }
     }
@@ -172,46 +182,43 @@ impl GpuContext {
         }
     }
 
-    /// Copies `bytes` bytes of `source` (from `offset`) back to the CPU once the queue has
-    /// executed everything submitted so far.
-    pub async fn read_back(
+    /// A buffer the CPU can map to read results, `bytes` long (rounded up to 4).
+    pub fn staging_buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(4).next_multiple_of(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Reads the first `bytes` bytes of `staging` (see [`staging_buffer`]) once the queue has
+    /// executed everything submitted so far, including the copy into it.
+    ///
+    /// [`staging_buffer`]: GpuContext::staging_buffer
+    pub async fn read_staging(
         &self,
-        source: &wgpu::Buffer,
-        offset: u64,
+        staging: &wgpu::Buffer,
         bytes: u64,
     ) -> Result<Vec<u8>, GpuError> {
         let size = bytes.next_multiple_of(4);
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("read-back"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
-        encoder.copy_buffer_to_buffer(source, offset, &staging, 0, size);
-        self.queue.submit([encoder.finish()]);
-
         let (sender, receiver) = futures_channel::oneshot::channel();
-        staging
-            .slice(..)
-            .map_async(wgpu::MapMode::Read, move |result| {
-                let _ = sender.send(result);
-            });
+        let slice = staging.slice(..size);
+        slice.map_async(wgpu::MapMode::Read, move |result| {
+            let _ = sender.send(result);
+        });
         self.wait_for_queue()?;
         receiver
             .await
             .map_err(|_| GpuError::Readback("the mapping callback was dropped".into()))?
             .map_err(|e| GpuError::Readback(e.to_string()))?;
         self.check_lost()?;
-        let data = staging
-            .slice(..)
+        let data = slice
             .get_mapped_range()
-            .map_err(|e| GpuError::Readback(e.to_string()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?[..bytes as usize]
             .to_vec();
         staging.unmap();
-        Ok(data[..bytes as usize].to_vec())
+        Ok(data)
     }
 
     /// Drives the queue to completion where the platform lets us block (native); in the
