@@ -22,7 +22,8 @@ struct Step {
 const WG: u32 = 64u;
 
 @group(0) @binding(0) var<storage, read> SCORES: array<f32>;
-@group(0) @binding(1) var<storage, read> V_CACHE: array<f32>;
+// `kv` is f16 where the adapter has shader-f16, else f32 (prepended alias).
+@group(0) @binding(1) var<storage, read> V_CACHE: array<kv>;
 @group(0) @binding(2) var<storage, read_write> OUT: array<f32>;
 @group(0) @binding(3) var<uniform> P: Params;
 @group(0) @binding(4) var<uniform> S: Step;
@@ -73,7 +74,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var d = lid; d < P.head_dim; d += WG) {
         var acc = 0.0;
         for (var p = 0u; p < n; p++) {
-            acc += exp(SCORES[row + p] - m) * V_CACHE[p * kv_width + kv_h * P.head_dim + d];
+            acc += exp(SCORES[row + p] - m) * f32(V_CACHE[p * kv_width + kv_h * P.head_dim + d]);
         }
         OUT[(t * P.n_heads + h) * P.head_dim + d] = acc * inv_sum;
     }

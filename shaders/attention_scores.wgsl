@@ -20,7 +20,8 @@ struct Step {
 }
 
 @group(0) @binding(0) var<storage, read> Q: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> K_CACHE: array<vec4<f32>>;
+// `kv` is f16 where the adapter has shader-f16, else f32 (prepended alias).
+@group(0) @binding(1) var<storage, read> K_CACHE: array<vec4<kv>>;
 @group(0) @binding(2) var<storage, read_write> SCORES: array<f32>;
 @group(0) @binding(3) var<uniform> P: Params;
 @group(0) @binding(4) var<uniform> S: Step;
@@ -39,7 +40,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let k = (p * P.n_kv_heads + kv_h) * d4;
     var s = 0.0;
     for (var i = 0u; i < d4; i++) {
-        s += dot(Q[q + i], K_CACHE[k + i]);
+        s += dot(Q[q + i], vec4<f32>(K_CACHE[k + i]));
     }
     SCORES[(t * P.n_heads + h) * P.ctx + p] = s * P.scale;
 }

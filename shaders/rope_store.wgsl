@@ -19,8 +19,9 @@ struct Step {
 @group(0) @binding(0) var<storage, read_write> Q: array<f32>;
 @group(0) @binding(1) var<storage, read> K: array<f32>;
 @group(0) @binding(2) var<storage, read> V: array<f32>;
-@group(0) @binding(3) var<storage, read_write> K_CACHE: array<f32>;
-@group(0) @binding(4) var<storage, read_write> V_CACHE: array<f32>;
+// `kv` is f16 where the adapter has shader-f16 (half the cache memory), else f32.
+@group(0) @binding(3) var<storage, read_write> K_CACHE: array<kv>;
+@group(0) @binding(4) var<storage, read_write> V_CACHE: array<kv>;
 // cos and sin of position p and pair i at ROPE[p * head_dim / 2 + i].
 @group(0) @binding(5) var<storage, read> ROPE: array<vec2<f32>>;
 @group(0) @binding(6) var<uniform> P: Params;
@@ -50,8 +51,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let dst = pos * kv_width + (h - P.n_heads) * P.head_dim + i;
     let x0 = K[src];
     let x1 = K[src + half];
-    K_CACHE[dst] = x0 * cs.x - x1 * cs.y;
-    K_CACHE[dst + half] = x0 * cs.y + x1 * cs.x;
-    V_CACHE[dst] = V[src];
-    V_CACHE[dst + half] = V[src + half];
+    K_CACHE[dst] = kv(x0 * cs.x - x1 * cs.y);
+    K_CACHE[dst + half] = kv(x0 * cs.y + x1 * cs.x);
+    V_CACHE[dst] = kv(V[src]);
+    V_CACHE[dst + half] = kv(V[src + half]);
 }

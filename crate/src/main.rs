@@ -97,6 +97,9 @@ struct EngineArgs {
     /// Use the kernels without subgroup operations even where the adapter has them.
     #[arg(long)]
     no_subgroups: bool,
+    /// Keep the KV cache in f32 even where the adapter has shader-f16.
+    #[arg(long)]
+    no_f16: bool,
 }
 
 impl EngineArgs {
@@ -106,6 +109,7 @@ impl EngineArgs {
             &GpuOptions {
                 max_binding_bytes: self.max_binding_bytes,
                 disable_subgroups: self.no_subgroups,
+                disable_f16: self.no_f16,
             },
             &EngineOptions {
                 context_length: self.context,

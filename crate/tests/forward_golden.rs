@@ -182,15 +182,24 @@ fn tiny_model_run(gpu: GpuOptions) {
 
 #[test]
 fn tiny_model_matches_llama_cpp() {
-    tiny_model_run(GpuOptions::default());
+    let gpu = GpuOptions::default();
+    let engine = load(&support::tiny_model(), gpu.clone());
+    assert!(
+        engine.gpu().subgroups && engine.gpu().f16,
+        "lavapipe offers subgroups and shader-f16: the default run must use them"
+    );
+    drop(engine);
+    tiny_model_run(gpu);
 }
 
 #[test]
-fn tiny_model_matches_llama_cpp_without_subgroups_and_split_weights() {
-    // 4 MiB bindings split the 10 MiB embedding and output matrices into pieces.
+fn tiny_model_matches_llama_cpp_with_fallbacks_and_split_weights() {
+    // The paths of adapters without subgroups or shader-f16 (f32 KV cache), and 4 MiB bindings
+    // that split the 10 MiB embedding and output matrices into pieces.
     tiny_model_run(GpuOptions {
         max_binding_bytes: Some(4 << 20),
         disable_subgroups: true,
+        disable_f16: true,
     });
 }
 

@@ -405,7 +405,8 @@ impl Engine {
             let (t, bytes) = fetch(&name)?;
             upload_vector(&ctx, t, &bytes)
         };
-        let cache_bytes = capacity as u64 * kv_width * 4;
+        let f16_cache = ctx.f16;
+        let cache_bytes = capacity as u64 * kv_width * if f16_cache { 2 } else { 4 };
         let layers = layers
             .into_iter()
             .map(|(i, q, k, v, o, gate, up, down)| {
@@ -499,7 +500,7 @@ impl Engine {
             b.matmul(&layer.k, &act.normed, &act.k, Some(&layer.k_bias), 0, 0)?;
             b.matmul(&layer.v, &act.normed, &act.v, Some(&layer.v_bias), 0, 0)?;
             b.simple(
-                Kernel::RopeStore,
+                Kernel::RopeStore { f16_cache },
                 &[
                     &act.q,
                     &act.k,
@@ -515,14 +516,14 @@ impl Engine {
                 },
             );
             b.simple(
-                Kernel::AttentionScores,
+                Kernel::AttentionScores { f16_cache },
                 &[&act.q, &layer.k_cache, &act.scores, &head_uniform],
                 Grid::Scores {
                     heads: c.n_heads as u32,
                 },
             );
             b.simple(
-                Kernel::AttentionOutput,
+                Kernel::AttentionOutput { f16_cache },
                 &[&act.scores, &layer.v_cache, &act.attention, &head_uniform],
                 Grid::TokensY {
                     x: c.n_heads as u32,

@@ -14,6 +14,7 @@ fn contexts() -> [GpuContext; 2] {
         let ctx = pollster::block_on(GpuContext::new(&GpuOptions {
             max_binding_bytes: None,
             disable_subgroups,
+            disable_f16: false,
         }))
         .expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers, via scripts/setup)");
         assert_eq!(

@@ -24,6 +24,15 @@ const SUBGROUPS_DIRECTIVE: &str = if cfg!(target_arch = "wasm32") {
     ""
 };
 
+/// The KV cache element type `kv` of the attention kernels.
+fn kv_alias(f16_cache: bool) -> &'static str {
+    if f16_cache {
+        "enable f16;\nalias kv = f16;\n"
+    } else {
+        "alias kv = f32;\n"
+    }
+}
+
 /// Tokens per mat-mul tile in prefill: each dequantized weight chunk is used this many times.
 pub const PREFILL_TILE: u32 = 8;
 
@@ -78,9 +87,16 @@ pub enum Kernel {
         ty: GgmlType,
     },
     RmsNorm,
-    RopeStore,
-    AttentionScores,
-    AttentionOutput,
+    /// RoPE and the KV cache store; the cache holds f16 (`f16_cache`) or f32.
+    RopeStore {
+        f16_cache: bool,
+    },
+    AttentionScores {
+        f16_cache: bool,
+    },
+    AttentionOutput {
+        f16_cache: bool,
+    },
     Argmax,
 }
 
@@ -100,11 +116,11 @@ impl Kernel {
             Kernel::MatMul { .. } => &[Read, Read, ReadWrite, Read, Uniform, Uniform],
             Kernel::Embed { .. } => &[Read, Read, ReadWrite, Uniform, Uniform],
             Kernel::RmsNorm => &[Read, Read, ReadWrite, Uniform, Uniform],
-            Kernel::RopeStore => &[
+            Kernel::RopeStore { .. } => &[
                 ReadWrite, Read, Read, ReadWrite, ReadWrite, Read, Uniform, Uniform,
             ],
-            Kernel::AttentionScores => &[Read, Read, ReadWrite, Uniform, Uniform],
-            Kernel::AttentionOutput => &[Read, Read, ReadWrite, Uniform, Uniform],
+            Kernel::AttentionScores { .. } => &[Read, Read, ReadWrite, Uniform, Uniform],
+            Kernel::AttentionOutput { .. } => &[Read, Read, ReadWrite, Uniform, Uniform],
             Kernel::Argmax => &[Read, ReadWrite, Uniform],
         }
     }
@@ -130,9 +146,13 @@ impl Kernel {
             }
             Kernel::Embed { ty } => format!("{}\n{EMBED}", dequant_source(ty)?),
             Kernel::RmsNorm => RMS_NORM.into(),
-            Kernel::RopeStore => ROPE_STORE.into(),
-            Kernel::AttentionScores => ATTENTION_SCORES.into(),
-            Kernel::AttentionOutput => ATTENTION_OUTPUT.into(),
+            Kernel::RopeStore { f16_cache } => format!("{}{ROPE_STORE}", kv_alias(f16_cache)),
+            Kernel::AttentionScores { f16_cache } => {
+                format!("{}{ATTENTION_SCORES}", kv_alias(f16_cache))
+            }
+            Kernel::AttentionOutput { f16_cache } => {
+                format!("{}{ATTENTION_OUTPUT}", kv_alias(f16_cache))
+            }
             Kernel::Argmax => ARGMAX.into(),
         })
     }

@@ -36,6 +36,9 @@ pub struct GpuOptions {
     /// Use the kernels that need no subgroup operations even where the adapter has them (many
     /// phones lack them; tests force this path on adapters that have them).
     pub disable_subgroups: bool,
+    /// Keep the KV cache in f32 even where the adapter has shader-f16 (Chromium's SwiftShader
+    /// has none; tests force this path on adapters that have it).
+    pub disable_f16: bool,
 }
 
 /// An open device with the limits this crate works within.
@@ -50,6 +53,8 @@ pub struct GpuContext {
     /// Kernels may use subgroup operations (the adapter has them, with subgroups of 8 or more
     /// invocations, and they were not disabled).
     pub subgroups: bool,
+    /// Kernels may use f16 arithmetic and storage (shader-f16, not disabled).
+    pub f16: bool,
     /// Set once by the device-lost callback or the first uncaptured GPU error.
     failure: Arc<Mutex<Option<GpuError>>>,
 }
@@ -80,11 +85,14 @@ impl GpuContext {
         let subgroups = !options.disable_subgroups
             && adapter.features().contains(wgpu::Features::SUBGROUP)
             && info.subgroup_min_size >= 8;
-        let required_features = if subgroups {
-            wgpu::Features::SUBGROUP
-        } else {
-            wgpu::Features::empty()
-        };
+        let f16 = !options.disable_f16 && adapter.features().contains(wgpu::Features::SHADER_F16);
+        let mut required_features = wgpu::Features::empty();
+        if subgroups {
+            required_features |= wgpu::Features::SUBGROUP;
+        }
+        if f16 {
+            required_features |= wgpu::Features::SHADER_F16;
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("qwen-webgpu"),
@@ -122,6 +130,7 @@ impl GpuContext {
             max_binding_bytes,
             max_buffer_bytes: adapter_limits.max_buffer_size,
             subgroups,
+            f16,
             failure,
         })
     }
