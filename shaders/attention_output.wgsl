@@ -1,23 +1,7 @@
 // OUT[t, h] = sum_p softmax_p(SCORES[t, h, p]) * V_CACHE[p, h / group] over p <= pos + t,
 // one workgroup per (head, token).
 
-struct Params {
-    n_heads: u32,
-    n_kv_heads: u32,
-    head_dim: u32,
-    ctx: u32,
-    scale: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
 
-struct Step {
-    n_tokens: u32,
-    pos: u32,
-    seq_len: u32,
-    _pad: u32,
-}
 
 const WG: u32 = 64u;
 
@@ -25,7 +9,7 @@ const WG: u32 = 64u;
 // `kv` is f16 where the adapter has shader-f16, else f32 (prepended alias).
 @group(0) @binding(1) var<storage, read> V_CACHE: array<kv>;
 @group(0) @binding(2) var<storage, read_write> OUT: array<f32>;
-@group(0) @binding(3) var<uniform> P: Params;
+@group(0) @binding(3) var<uniform> P: Heads;
 @group(0) @binding(4) var<uniform> S: Step;
 
 var<workgroup> partial: array<f32, WG>;

@@ -1,29 +1,13 @@
 // SCORES[t, h, p] = Q[t, h] . K_CACHE[p, h / group] / sqrt(head_dim) for the causal positions
 // p <= pos + t. Dispatch: (ceil(seq_len / 64), n_heads, n_tokens).
 
-struct Params {
-    n_heads: u32,
-    n_kv_heads: u32,
-    head_dim: u32,
-    ctx: u32,          // SCORES row length (the cache capacity)
-    scale: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
 
-struct Step {
-    n_tokens: u32,
-    pos: u32,
-    seq_len: u32,
-    _pad: u32,
-}
 
 @group(0) @binding(0) var<storage, read> Q: array<vec4<f32>>;
 // `kv` is f16 where the adapter has shader-f16, else f32 (prepended alias).
 @group(0) @binding(1) var<storage, read> K_CACHE: array<vec4<kv>>;
 @group(0) @binding(2) var<storage, read_write> SCORES: array<f32>;
-@group(0) @binding(3) var<uniform> P: Params;
+@group(0) @binding(3) var<uniform> P: Heads;
 @group(0) @binding(4) var<uniform> S: Step;
 
 @compute @workgroup_size(64)

@@ -8,12 +8,6 @@ struct Params {
     row_bytes: u32,
 }
 
-struct Step {
-    n_tokens: u32,
-    pos: u32,
-    seq_len: u32,
-    _pad: u32,
-}
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;
 @group(0) @binding(1) var<storage, read> TOKENS: array<u32>;

@@ -24,12 +24,6 @@ struct Params {
     flags: u32,        // 1: add AUX[r] (bias), 2: accumulate into Y, 4: times silu(AUX[t, r])
 }
 
-struct Step {
-    n_tokens: u32,
-    pos: u32,
-    seq_len: u32,
-    _pad: u32,
-}
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;

@@ -8,12 +8,6 @@ struct Params {
     _pad: u32,
 }
 
-struct Step {
-    n_tokens: u32,
-    pos: u32,
-    seq_len: u32,
-    _pad: u32,
-}
 
 const WG: u32 = 64u;
 

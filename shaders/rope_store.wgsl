@@ -2,19 +2,7 @@
 // step's K and V rows into the layer's cache at positions pos..pos+n_tokens.
 // Dispatch: (head_dim / 2 / 32 rounded up, n_heads + n_kv_heads, n_tokens).
 
-struct Params {
-    n_heads: u32,
-    n_kv_heads: u32,
-    head_dim: u32,
-    _pad: u32,
-}
 
-struct Step {
-    n_tokens: u32,
-    pos: u32,
-    seq_len: u32,
-    _pad: u32,
-}
 
 @group(0) @binding(0) var<storage, read_write> Q: array<f32>;
 @group(0) @binding(1) var<storage, read> K: array<f32>;
@@ -24,7 +12,7 @@ struct Step {
 @group(0) @binding(4) var<storage, read_write> V_CACHE: array<kv>;
 // cos and sin of position p and pair i at ROPE[p * head_dim / 2 + i].
 @group(0) @binding(5) var<storage, read> ROPE: array<vec2<f32>>;
-@group(0) @binding(6) var<uniform> P: Params;
+@group(0) @binding(6) var<uniform> P: Heads;
 @group(0) @binding(7) var<uniform> S: Step;
 
 @compute @workgroup_size(32)

@@ -543,12 +543,13 @@ impl Engine {
                 Grid::Tokens { last_only: false },
             );
             b.matmul(&layer.gate, &act.normed, &act.gate, None, 0, 0)?;
-            b.matmul_aux(
+            b.matmul_with(
                 &layer.up,
                 &act.normed,
                 &act.up,
                 &act.gate,
                 MATMUL_TIMES_SILU_OF_AUX,
+                0,
             )?;
             b.matmul(
                 &layer.down,
@@ -928,18 +929,7 @@ impl Builder<'_> {
         }
     }
 
-    /// `out = m · x` combined with `aux` as `flags` say (see shaders/matmul.wgsl).
-    fn matmul_aux(
-        &mut self,
-        m: &Matrix,
-        x: &wgpu::Buffer,
-        out: &wgpu::Buffer,
-        aux: &wgpu::Buffer,
-        flags: u32,
-    ) -> Result<(), EngineError> {
-        self.matmul_with(m, x, out, aux, flags, 0)
-    }
-
+    /// `out (+)= m · x` combined with `aux` as `flags` say (see shaders/matmul.wgsl).
     fn matmul_with(
         &mut self,
         m: &Matrix,

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use crate::gguf::GgmlType;
 
 const BYTES: &str = include_str!("../../../shaders/bytes.wgsl");
+const STEP: &str = include_str!("../../../shaders/step.wgsl");
+const HEADS: &str = include_str!("../../../shaders/heads.wgsl");
 const K_SCALES: &str = include_str!("../../../shaders/dequant/k_scales.wgsl");
 const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
 const REDUCE_SUBGROUP: &str = include_str!("../../../shaders/reduce_subgroup.wgsl");
@@ -23,15 +25,6 @@ const SUBGROUPS_DIRECTIVE: &str = if cfg!(target_arch = "wasm32") {
 } else {
     ""
 };
-
-/// The KV cache element type `kv` of the attention kernels.
-fn kv_alias(f16_cache: bool) -> &'static str {
-    if f16_cache {
-        "enable f16;\nalias kv = f16;\n"
-    } else {
-        "alias kv = f32;\n"
-    }
-}
 
 /// Tokens per mat-mul tile in prefill: each dequantized weight chunk is used this many times.
 pub const PREFILL_TILE: u32 = 8;
@@ -127,7 +120,8 @@ impl Kernel {
 
     /// The complete WGSL module, or `None` for a weight type the kernels cannot read.
     pub fn source(self) -> Option<String> {
-        Some(match self {
+        // Enable directives must come first; shared declarations follow, then the kernel.
+        let (enable, shared, body) = match self {
             Kernel::MatMul {
                 ty,
                 tile,
@@ -138,24 +132,36 @@ impl Kernel {
                 } else {
                     ("", REDUCE_SHARED)
                 };
-                format!(
-                    "{enable}{}\n{reduce}\n{}",
-                    dequant_source(ty)?,
-                    MATMUL.replace("{{TILE}}", &tile.to_string())
+                let shared = format!("{}\n{reduce}\n{STEP}", dequant_source(ty)?);
+                (
+                    enable,
+                    shared,
+                    MATMUL.replace("{{TILE}}", &tile.to_string()),
                 )
             }
-            Kernel::Embed { ty } => format!("{}\n{EMBED}", dequant_source(ty)?),
-            Kernel::RmsNorm => RMS_NORM.into(),
-            Kernel::RopeStore { f16_cache } => format!("{}{ROPE_STORE}", kv_alias(f16_cache)),
-            Kernel::AttentionScores { f16_cache } => {
-                format!("{}{ATTENTION_SCORES}", kv_alias(f16_cache))
-            }
-            Kernel::AttentionOutput { f16_cache } => {
-                format!("{}{ATTENTION_OUTPUT}", kv_alias(f16_cache))
-            }
-            Kernel::Argmax => ARGMAX.into(),
-        })
+            Kernel::Embed { ty } => ("", format!("{}\n{STEP}", dequant_source(ty)?), EMBED.into()),
+            Kernel::RmsNorm => ("", STEP.into(), RMS_NORM.into()),
+            Kernel::RopeStore { f16_cache } => kv_kernel(f16_cache, ROPE_STORE),
+            Kernel::AttentionScores { f16_cache } => kv_kernel(f16_cache, ATTENTION_SCORES),
+            Kernel::AttentionOutput { f16_cache } => kv_kernel(f16_cache, ATTENTION_OUTPUT),
+            Kernel::Argmax => ("", String::new(), ARGMAX.into()),
+        };
+        Some(format!("{enable}{shared}\n{body}"))
     }
+}
+
+/// An attention kernel over a KV cache of element type `kv`: f16 or f32.
+fn kv_kernel(f16_cache: bool, body: &str) -> (&'static str, String, String) {
+    let (enable, kv) = if f16_cache {
+        ("enable f16;\n", "f16")
+    } else {
+        ("", "f32")
+    };
+    (
+        enable,
+        format!("alias kv = {kv};\n{STEP}\n{HEADS}"),
+        body.into(),
+    )
 }
 
 /// Compiled pipelines and their bind group layouts, created at model load and reused for every
