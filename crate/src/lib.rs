@@ -3,12 +3,14 @@
 //! Data flows one way: GGUF bytes → [`gguf`] header and tensor table → [`model_config`]
 //! hyper-parameters → quantized tensors on the GPU ([`gpu`]) → the forward pass ([`engine`]) →
 //! logits or the argmax token. [`dequant`] is the CPU reference the kernels are tested against.
+//! Text ↔ token ids: [`tokenizer`], built from the GGUF's own `tokenizer.ggml.*` metadata.
 
 pub mod dequant;
 pub mod engine;
 pub mod gguf;
 pub mod gpu;
 pub mod model_config;
+pub mod tokenizer;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;

@@ -1,5 +1,5 @@
 //! The `qwen-webgpu` command line: inspect model files, run the forward pass (logits, greedy
-//! generation) and benchmark it.
+//! generation), tokenize text and benchmark it.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -14,6 +14,7 @@ use qwen_webgpu::gguf::{GgufModel, MetadataValue};
 use qwen_webgpu::gpu::GpuOptions;
 use qwen_webgpu::model_config::Qwen2Config;
 use qwen_webgpu::native::{load_engine, open_model};
+use qwen_webgpu::tokenizer::Tokenizer;
 use serde_json::json;
 
 #[derive(Parser)]
@@ -56,6 +57,17 @@ enum Command {
         /// Only 0 (greedy) for now.
         #[arg(long, default_value_t = 0.0)]
         temperature: f32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the token ids of a text, tokenized with the model's own vocabulary.
+    Tokenize {
+        model: PathBuf,
+        text: String,
+        /// Match control tokens written in the text (`<|im_start|>`) as their ids.
+        #[arg(long)]
+        special: bool,
+        /// Print `{"ids": [...]}` instead of space-separated ids.
         #[arg(long)]
         json: bool,
     },
@@ -134,6 +146,12 @@ fn main() -> ExitCode {
             temperature,
             json,
         } => generate(&run, max_tokens, temperature, json),
+        Command::Tokenize {
+            model,
+            text,
+            special,
+            json,
+        } => tokenize(&model, &text, special, json),
         Command::Bench {
             model,
             prompt_tokens,
@@ -161,6 +179,18 @@ fn inspect(path: &std::path::Path, json: bool) -> Result<(), String> {
     };
     out.push('\n');
     write_stdout(&out)
+}
+
+fn tokenize(path: &std::path::Path, text: &str, special: bool, json: bool) -> Result<(), String> {
+    let (model, _) = open_model(path).map_err(|e| e.to_string())?;
+    let tokenizer = Tokenizer::from_model(&model).map_err(|e| e.to_string())?;
+    let ids = tokenizer.encode(text, special).map_err(|e| e.to_string())?;
+    let out = if json {
+        json!({ "ids": ids }).to_string()
+    } else {
+        ids.iter().map(u32::to_string).collect::<Vec<_>>().join(" ")
+    };
+    write_stdout(&(out + "\n"))
 }
 
 fn logits(run: &RunArgs, top: usize, json: bool) -> Result<(), String> {
