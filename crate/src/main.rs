@@ -86,13 +86,29 @@ enum Command {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["prompt", "prompt_ids"])))]
 struct RunArgs {
     model: PathBuf,
+    /// Prompt text, tokenized without recognising special tokens.
+    #[arg(long)]
+    prompt: Option<String>,
     /// Prompt token ids, comma-separated.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',')]
     prompt_ids: Vec<u32>,
     #[command(flatten)]
     engine: EngineArgs,
+}
+
+impl RunArgs {
+    /// The prompt's token ids, from `--prompt-ids` or by tokenizing `--prompt`.
+    fn prompt_ids(&self, model: &GgufModel) -> Result<Vec<u32>, String> {
+        match &self.prompt {
+            Some(text) => Tokenizer::from_model(model)
+                .and_then(|t| t.encode(text, false))
+                .map_err(|e| e.to_string()),
+            None => Ok(self.prompt_ids.clone()),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -194,8 +210,10 @@ fn tokenize(path: &std::path::Path, text: &str, special: bool, json: bool) -> Re
 }
 
 fn logits(run: &RunArgs, top: usize, json: bool) -> Result<(), String> {
+    let (model, _) = open_model(&run.model).map_err(|e| e.to_string())?;
+    let prompt_ids = run.prompt_ids(&model)?;
     let mut engine = run.engine.load(&run.model)?;
-    let logits = match pollster::block_on(engine.step(&run.prompt_ids, Readback::Logits)) {
+    let logits = match pollster::block_on(engine.step(&prompt_ids, Readback::Logits)) {
         Ok(StepOutput::Logits(l)) => l,
         Ok(other) => return Err(format!("unexpected step output {other:?}")),
         Err(e) => return Err(e.to_string()),
@@ -208,7 +226,7 @@ fn logits(run: &RunArgs, top: usize, json: bool) -> Result<(), String> {
         .map(|&i| json!({"id": i, "logit": logits[i]}))
         .collect();
     let out = if json {
-        json!({"prompt_ids": run.prompt_ids, "top": top}).to_string()
+        json!({"prompt_ids": prompt_ids, "top": top}).to_string()
     } else {
         top.iter()
             .map(|t| {
@@ -255,10 +273,11 @@ fn generate(run: &RunArgs, max_tokens: usize, temperature: f32, json: bool) -> R
     }
     let (model, _) = open_model(&run.model).map_err(|e| e.to_string())?;
     let stops = stop_ids(&model);
+    let prompt_ids = run.prompt_ids(&model)?;
     let mut engine = run.engine.load(&run.model)?;
     let mut generated = Vec::new();
     let start = Instant::now();
-    let mut input = run.prompt_ids.clone();
+    let mut input = prompt_ids.clone();
     let mut prefill_s = 0.0;
     while generated.len() < max_tokens {
         let step_start = Instant::now();
@@ -283,13 +302,13 @@ fn generate(run: &RunArgs, max_tokens: usize, temperature: f32, json: bool) -> R
     let decode_s = total_s - prefill_s;
     let timings = json!({
         "prefill_s": prefill_s,
-        "prefill_tokens_per_s": run.prompt_ids.len() as f64 / prefill_s.max(1e-9),
+        "prefill_tokens_per_s": prompt_ids.len() as f64 / prefill_s.max(1e-9),
         "decode_s": decode_s,
         "decode_tokens_per_s": (generated.len().saturating_sub(1)) as f64 / decode_s.max(1e-9),
     });
     if json {
         let doc = json!({
-            "prompt_ids": run.prompt_ids,
+            "prompt_ids": prompt_ids,
             "generated_ids": generated,
             "timings": timings,
         });

@@ -234,3 +234,32 @@ fn real_model_matches_llama_cpp() {
     );
     assert!(compared >= 30, "only {compared} greedy tokens compared");
 }
+
+/// `logits --prompt TEXT` tokenizes like llama.cpp and ranks like it (tiny model, via the CLI).
+#[test]
+fn cli_logits_from_prompt_text() {
+    let doc = golden("tiny_logits.json");
+    let case = &doc["logits"][0];
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_qwen-webgpu"))
+        .args([
+            "logits",
+            "--top",
+            "3",
+            "--json",
+            "--context",
+            "64",
+            "--prompt",
+        ])
+        .arg(case["prompt"].as_str().unwrap())
+        .arg(support::tiny_model())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["prompt_ids"], case["prompt_ids"]);
+    assert_eq!(doc["top"][0]["id"], case["top"][0]["id"]);
+}
