@@ -170,3 +170,45 @@ fn context_overflow_and_bad_tokens_are_errors_and_leave_the_engine_usable() {
         matches!(full, StepOutput::Logits(l) if l.len() == 151_936 && l.iter().all(|x| x.is_finite()))
     );
 }
+
+/// Without `output.weight` the embedding matrix is the output projection: the tiny model with
+/// its output matrix removed must give exactly the logits of the same model whose output
+/// matrix is replaced by the embedding's bytes.
+#[test]
+fn tied_embeddings_project_through_the_embedding_matrix() {
+    use qwen_webgpu::engine::Engine;
+    use qwen_webgpu::gpu::GpuContext;
+    use qwen_webgpu::native::{open_model, read_at};
+
+    let path = support::tiny_model();
+    let (untied, _) = open_model(&path).unwrap();
+    let embedding = untied.tensor("token_embd.weight").unwrap().clone();
+    let read = |t: &qwen_webgpu::gguf::ModelTensor| {
+        // The output matrix has the embedding's type and shape in the tiny model.
+        let source = if t.info.name == "output.weight" {
+            &embedding
+        } else {
+            t
+        };
+        read_at(&path, source.file_offset, source.info.bytes as usize).map_err(|e| e.to_string())
+    };
+    let mut header = untied.shards()[0].clone();
+    header.tensors.retain(|t| t.name != "output.weight");
+    let tied = GgufModel::from_shards(vec![header]).unwrap();
+    assert!(check_model(&tied).unwrap().tied_embeddings);
+
+    let options = EngineOptions {
+        context_length: 16,
+        prefill_chunk: 16,
+    };
+    let mut logits = Vec::new();
+    for model in [&untied, &tied] {
+        let ctx = pollster::block_on(GpuContext::new(&GpuOptions::default())).unwrap();
+        let mut engine = Engine::load(ctx, model, &options, read).unwrap();
+        match pollster::block_on(engine.step(&[785, 6722, 315], Readback::Logits)).unwrap() {
+            StepOutput::Logits(l) => logits.push(l),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(logits[0], logits[1]);
+}
