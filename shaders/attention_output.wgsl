@@ -1,9 +1,6 @@
 // OUT[t, h] = sum_p softmax_p(SCORES[t, h, p]) * V_CACHE[p, h / group] over p <= pos + t,
 // one workgroup per (head, token).
-
-
-
-const WG: u32 = 64u;
+// Prepended: step.wgsl, heads.wgsl, workgroup_reduce.wgsl.
 
 @group(0) @binding(0) var<storage, read> SCORES: array<f32>;
 // `kv` is f16 where the adapter has shader-f16, else f32 (prepended alias).
@@ -11,8 +8,6 @@ const WG: u32 = 64u;
 @group(0) @binding(2) var<storage, read_write> OUT: array<f32>;
 @group(0) @binding(3) var<uniform> P: Heads;
 @group(0) @binding(4) var<uniform> S: Step;
-
-var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -28,30 +23,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var p = lid; p < n; p += WG) {
         m = max(m, SCORES[row + p]);
     }
-    partial[lid] = m;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
-            partial[lid] = max(partial[lid], partial[lid + stride]);
-        }
-        workgroupBarrier();
-    }
-    m = partial[0];
-    workgroupBarrier();
+    m = workgroup_max(m, lid);
 
     var sum = 0.0;
     for (var p = lid; p < n; p += WG) {
         sum += exp(SCORES[row + p] - m);
     }
-    partial[lid] = sum;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let inv_sum = 1.0 / partial[0];
+    let inv_sum = 1.0 / workgroup_sum(sum, lid);
 
     let kv_h = h / (P.n_heads / P.n_kv_heads);
     let kv_width = P.n_kv_heads * P.head_dim;

@@ -1,5 +1,6 @@
 // Y[t, :] = X[t, :] / sqrt(mean(X[t, :]^2) + eps) * WEIGHT, one workgroup per token.
 // With `last_only`, only the last token of the step is normalised, into Y's first row.
+// Prepended: step.wgsl, workgroup_reduce.wgsl.
 
 struct Params {
     n: u32,
@@ -9,15 +10,11 @@ struct Params {
 }
 
 
-const WG: u32 = 64u;
-
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> WEIGHT: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(3) var<uniform> P: Params;
 @group(0) @binding(4) var<uniform> S: Step;
-
-var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -34,15 +31,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var i = lid; i < P.n; i += WG) {
         sum += X[x + i] * X[x + i];
     }
-    partial[lid] = sum;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let scale = 1.0 / sqrt(partial[0] / f32(P.n) + P.eps);
+    let scale = 1.0 / sqrt(workgroup_sum(sum, lid) / f32(P.n) + P.eps);
     let y = out_t * P.n;
     for (var i = lid; i < P.n; i += WG) {
         Y[y + i] = (X[x + i] * scale) * WEIGHT[i];

@@ -156,27 +156,16 @@ struct CountParams {
 enum Grid {
     /// A mat-mul over `rows` rows: rows spread over x and y, token tiles over z (one tile when
     /// it reads a single token).
-    MatRows {
-        rows: u32,
-        single_token: bool,
-    },
+    MatRows { rows: u32, single_token: bool },
     /// (x, y, tokens).
-    PerToken {
-        x: u32,
-        y: u32,
-    },
+    PerToken { x: u32, y: u32 },
     /// (x, tokens, 1).
-    TokensY {
-        x: u32,
-    },
-    /// (tokens, 1, 1), or one workgroup for the last token only.
-    Tokens {
-        last_only: bool,
-    },
+    TokensY { x: u32 },
+    /// (tokens, 1, 1).
+    Tokens,
     /// (ceil(seq_len / 64), heads, tokens).
-    Scores {
-        heads: u32,
-    },
+    Scores { heads: u32 },
+    /// One workgroup (argmax, the last token's final norm).
     Single,
 }
 
@@ -197,8 +186,7 @@ impl Grid {
             }
             Grid::PerToken { x, y } => [x, y, n_tokens],
             Grid::TokensY { x } => [x, n_tokens, 1],
-            Grid::Tokens { last_only: true } => [1, 1, 1],
-            Grid::Tokens { last_only: false } => [n_tokens, 1, 1],
+            Grid::Tokens => [n_tokens, 1, 1],
             Grid::Scores { heads } => [seq_len.div_ceil(64), heads, n_tokens],
             Grid::Single => [1, 1, 1],
         }
@@ -494,7 +482,7 @@ impl Engine {
             b.simple(
                 Kernel::RmsNorm,
                 &[&act.residual, &layer.attn_norm, &act.normed, &norm_all],
-                Grid::Tokens { last_only: false },
+                Grid::Tokens,
             );
             b.matmul(&layer.q, &act.normed, &act.q, Some(&layer.q_bias), 0, 0)?;
             b.matmul(&layer.k, &act.normed, &act.k, Some(&layer.k_bias), 0, 0)?;
@@ -540,7 +528,7 @@ impl Engine {
             b.simple(
                 Kernel::RmsNorm,
                 &[&act.residual, &layer.ffn_norm, &act.normed, &norm_all],
-                Grid::Tokens { last_only: false },
+                Grid::Tokens,
             );
             b.matmul(&layer.gate, &act.normed, &act.gate, None, 0, 0)?;
             b.matmul_with(
@@ -564,7 +552,7 @@ impl Engine {
         b.simple(
             Kernel::RmsNorm,
             &[&act.residual, &output_norm, &act.final_normed, &norm_last],
-            Grid::Tokens { last_only: true },
+            Grid::Single,
         );
         let body = std::mem::take(&mut b.dispatches);
         let output_matrix = output.as_ref().unwrap_or(&embedding);

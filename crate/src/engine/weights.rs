@@ -1,7 +1,7 @@
 //! Model weights on the GPU: quantized matrices kept in their GGUF encoding (split by rows into
 //! pieces that fit one storage binding), and small f32 vectors (norms, biases).
 
-use crate::dequant::dequantize;
+use crate::dequant::{dequantize, SUPPORTED};
 use crate::gguf::{GgmlType, ModelTensor};
 use crate::gpu::{gpu_supports, GpuContext};
 
@@ -51,7 +51,7 @@ pub fn check_vector(tensor: &ModelTensor, len: usize) -> Result<(), EngineError>
             found: info.shape.clone(),
         });
     }
-    if dequantize(info.ggml_type, &[]).is_err() {
+    if !SUPPORTED.contains(&info.ggml_type) {
         return Err(EngineError::UnsupportedType {
             name: info.name.clone(),
             ty: info.ggml_type,

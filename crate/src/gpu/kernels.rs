@@ -7,6 +7,7 @@ use crate::gguf::GgmlType;
 const BYTES: &str = include_str!("../../../shaders/bytes.wgsl");
 const STEP: &str = include_str!("../../../shaders/step.wgsl");
 const HEADS: &str = include_str!("../../../shaders/heads.wgsl");
+const WORKGROUP_REDUCE: &str = include_str!("../../../shaders/workgroup_reduce.wgsl");
 const K_SCALES: &str = include_str!("../../../shaders/dequant/k_scales.wgsl");
 const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
 const REDUCE_SUBGROUP: &str = include_str!("../../../shaders/reduce_subgroup.wgsl");
@@ -140,10 +141,13 @@ impl Kernel {
                 )
             }
             Kernel::Embed { ty } => ("", format!("{}\n{STEP}", dequant_source(ty)?), EMBED.into()),
-            Kernel::RmsNorm => ("", STEP.into(), RMS_NORM.into()),
+            Kernel::RmsNorm => ("", format!("{STEP}\n{WORKGROUP_REDUCE}"), RMS_NORM.into()),
             Kernel::RopeStore { f16_cache } => kv_kernel(f16_cache, ROPE_STORE),
             Kernel::AttentionScores { f16_cache } => kv_kernel(f16_cache, ATTENTION_SCORES),
-            Kernel::AttentionOutput { f16_cache } => kv_kernel(f16_cache, ATTENTION_OUTPUT),
+            Kernel::AttentionOutput { f16_cache } => {
+                let (enable, shared, body) = kv_kernel(f16_cache, ATTENTION_OUTPUT);
+                (enable, format!("{shared}\n{WORKGROUP_REDUCE}"), body)
+            }
             Kernel::Argmax => ("", String::new(), ARGMAX.into()),
         };
         Some(format!("{enable}{shared}\n{body}"))
