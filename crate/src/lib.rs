@@ -4,12 +4,18 @@
 //! hyper-parameters → quantized tensors on the GPU ([`gpu`]) → the forward pass ([`engine`]) →
 //! logits or the argmax token. [`dequant`] is the CPU reference the kernels are tested against.
 //! Text ↔ token ids: [`tokenizer`], built from the GGUF's own `tokenizer.ggml.*` metadata.
+//! Conversations: [`protocol`] (OpenAI shapes) → [`chat_template`] → prompt ids → the
+//! [`generation`] session, which samples ([`sampling`]) and streams text.
 
+pub mod chat_template;
 pub mod dequant;
 pub mod engine;
+pub mod generation;
 pub mod gguf;
 pub mod gpu;
 pub mod model_config;
+pub mod protocol;
+pub mod sampling;
 pub mod tokenizer;
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,19 +1,22 @@
-//! The `qwen-webgpu` command line: inspect model files, run the forward pass (logits, greedy
-//! generation), tokenize text and benchmark it.
+//! The `qwen-webgpu` command line: inspect model files, run the forward pass (logits),
+//! generate text and chat, tokenize text and benchmark it.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use qwen_webgpu::engine::{Engine, EngineOptions, Readback, StepOutput};
+use qwen_webgpu::generation::{CancelFlag, GenerateParams, Session};
 use qwen_webgpu::gguf::{GgufModel, MetadataValue};
 use qwen_webgpu::gpu::GpuOptions;
 use qwen_webgpu::model_config::Qwen2Config;
 use qwen_webgpu::native::{load_engine, open_model};
+use qwen_webgpu::protocol::{ChatMessage, Usage};
+use qwen_webgpu::sampling::SamplingParams;
 use qwen_webgpu::tokenizer::Tokenizer;
 use serde_json::json;
 
@@ -48,17 +51,32 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Continue a prompt greedily until EOS or the token limit.
+    /// Continue a prompt (or answer it as a chat message), streaming the text to stdout.
     Generate {
         #[command(flatten)]
         run: RunArgs,
-        #[arg(long, default_value_t = 128)]
-        max_tokens: usize,
-        /// Only 0 (greedy) for now.
-        #[arg(long, default_value_t = 0.0)]
-        temperature: f32,
+        /// Wrap the prompt as a user message through the model's chat template.
+        #[arg(long)]
+        chat: bool,
+        /// The system message for --chat (else the template's default).
+        #[arg(long, requires = "chat")]
+        system: Option<String>,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        /// Print one JSON object at the end instead of streaming text.
         #[arg(long)]
         json: bool,
+    },
+    /// An interactive chat in the terminal; Ctrl-C stops the current reply, Ctrl-D quits.
+    Chat {
+        model: PathBuf,
+        /// The system message (else the template's default).
+        #[arg(long)]
+        system: Option<String>,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        #[command(flatten)]
+        engine: EngineArgs,
     },
     /// Print the token ids of a text, tokenized with the model's own vocabulary.
     Tokenize {
@@ -112,6 +130,53 @@ impl RunArgs {
 }
 
 #[derive(Args)]
+struct SamplingArgs {
+    #[arg(long, default_value_t = 256)]
+    max_tokens: usize,
+    /// 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// 0 keeps all tokens.
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    #[arg(long, default_value_t = 0.0)]
+    min_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    repeat_penalty: f32,
+    #[arg(long, default_value_t = 0.0)]
+    presence_penalty: f32,
+    #[arg(long, default_value_t = 0.0)]
+    frequency_penalty: f32,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// A text that ends generation (repeatable); it is cut from the output.
+    #[arg(long)]
+    stop: Vec<String>,
+}
+
+impl SamplingArgs {
+    fn params(&self) -> GenerateParams {
+        GenerateParams {
+            sampling: SamplingParams {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                min_p: self.min_p,
+                repetition_penalty: self.repeat_penalty,
+                presence_penalty: self.presence_penalty,
+                frequency_penalty: self.frequency_penalty,
+                seed: self.seed,
+                ..SamplingParams::default()
+            },
+            max_tokens: self.max_tokens,
+            stop: self.stop.clone(),
+        }
+    }
+}
+
+#[derive(Args)]
 struct EngineArgs {
     /// Tokens the KV cache holds.
     #[arg(long, default_value_t = 4096)]
@@ -158,10 +223,17 @@ fn main() -> ExitCode {
         Command::Logits { run, top, json } => logits(&run, top, json),
         Command::Generate {
             run,
-            max_tokens,
-            temperature,
+            chat,
+            system,
+            sampling,
             json,
-        } => generate(&run, max_tokens, temperature, json),
+        } => generate(&run, chat, system.as_deref(), &sampling, json),
+        Command::Chat {
+            model,
+            system,
+            sampling,
+            engine,
+        } => chat(&model, system.as_deref(), &sampling, &engine),
         Command::Tokenize {
             model,
             text,
@@ -242,79 +314,121 @@ fn logits(run: &RunArgs, top: usize, json: bool) -> Result<(), String> {
     write_stdout(&(out + "\n"))
 }
 
-/// Token ids that end generation: the file's EOS and the ChatML end markers, where present.
-fn stop_ids(engine_model: &GgufModel) -> Vec<u32> {
-    let md = engine_model.metadata();
-    let mut ids: Vec<u32> = md
-        .get("tokenizer.ggml.eos_token_id")
-        .and_then(MetadataValue::as_u64)
-        .and_then(|v| u32::try_from(v).ok())
-        .into_iter()
-        .collect();
-    if let Some(tokens) = md
-        .get("tokenizer.ggml.tokens")
-        .and_then(MetadataValue::as_array)
-        .and_then(|a| a.as_strings())
-    {
-        for marker in ["<|im_end|>", "<|endoftext|>"] {
-            if let Some(i) = tokens.iter().position(|t| t == marker) {
-                ids.push(i as u32);
-            }
-        }
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    ids
+fn open_session(model_path: &Path, args: &EngineArgs) -> Result<Session, String> {
+    let (model, _) = open_model(model_path).map_err(|e| e.to_string())?;
+    let engine = args.load(model_path)?;
+    Session::new(engine, &model).map_err(|e| e.to_string())
 }
 
-fn generate(run: &RunArgs, max_tokens: usize, temperature: f32, json: bool) -> Result<(), String> {
-    if temperature != 0.0 {
-        return Err("only --temperature 0 (greedy) is implemented by this command".into());
+fn generate(
+    run: &RunArgs,
+    chat: bool,
+    system: Option<&str>,
+    sampling: &SamplingArgs,
+    json: bool,
+) -> Result<(), String> {
+    let mut session = open_session(&run.model, &run.engine)?;
+    let prompt_ids = match (&run.prompt, chat) {
+        (Some(text), true) => {
+            let mut messages: Vec<ChatMessage> = system.map(ChatMessage::system).into_iter().collect();
+            messages.push(ChatMessage::user(text.as_str()));
+            session.chat_prompt(&messages, None).map_err(|e| e.to_string())?
+        }
+        (None, true) => return Err("--chat needs --prompt TEXT".into()),
+        (Some(text), false) => session
+            .tokenizer()
+            .encode(text, false)
+            .map_err(|e| e.to_string())?,
+        (None, false) => run.prompt_ids.clone(),
+    };
+    let params = sampling.params();
+    let cancel = CancelFlag::new();
+    let mut stream_error = None;
+    let mut on_text = |text: &str| {
+        if !json && stream_error.is_none() {
+            stream_error = write_stdout_flush(text).err();
+        }
+    };
+    let done = pollster::block_on(session.generate(&prompt_ids, &params, &cancel, &mut on_text))
+        .map_err(|e| e.to_string())?;
+    if let Some(e) = stream_error {
+        return Err(e);
     }
-    let (model, _) = open_model(&run.model).map_err(|e| e.to_string())?;
-    let stops = stop_ids(&model);
-    let prompt_ids = run.prompt_ids(&model)?;
-    let mut engine = run.engine.load(&run.model)?;
-    let mut generated = Vec::new();
-    let start = Instant::now();
-    let mut input = prompt_ids.clone();
-    let mut prefill_s = 0.0;
-    while generated.len() < max_tokens {
-        let step_start = Instant::now();
-        let token = match pollster::block_on(engine.step(&input, Readback::Argmax)) {
-            Ok(StepOutput::Argmax { token, .. }) => token,
-            Ok(other) => return Err(format!("unexpected step output {other:?}")),
-            Err(e) => return Err(e.to_string()),
-        };
-        if generated.is_empty() {
-            prefill_s = step_start.elapsed().as_secs_f64();
-        }
-        generated.push(token);
-        if !json {
-            write_stdout(&format!("{token} "))?;
-        }
-        if stops.contains(&token) {
-            break;
-        }
-        input = vec![token];
-    }
-    let total_s = start.elapsed().as_secs_f64();
-    let decode_s = total_s - prefill_s;
-    let timings = json!({
-        "prefill_s": prefill_s,
-        "prefill_tokens_per_s": prompt_ids.len() as f64 / prefill_s.max(1e-9),
-        "decode_s": decode_s,
-        "decode_tokens_per_s": (generated.len().saturating_sub(1)) as f64 / decode_s.max(1e-9),
-    });
     if json {
         let doc = json!({
-            "prompt_ids": prompt_ids,
-            "generated_ids": generated,
-            "timings": timings,
+            "prompt_ids": done.prompt_ids,
+            "generated_ids": done.generated_ids,
+            "text": done.text,
+            "finish_reason": done.finish_reason.as_str(),
+            "usage": done.usage,
         });
         write_stdout(&(doc.to_string() + "\n"))
     } else {
-        write_stdout(&format!("\n{timings}\n"))
+        write_stdout("\n")?;
+        eprintln!("[{} | {}]", done.finish_reason.as_str(), usage_line(&done.usage));
+        Ok(())
+    }
+}
+
+fn usage_line(u: &Usage) -> String {
+    format!(
+        "{} prompt tokens ({} cached), {} generated; prefill {:.1} tok/s, decode {:.1} tok/s",
+        u.prompt_tokens,
+        u.cached_prompt_tokens,
+        u.completion_tokens,
+        u.prefill_tokens_per_s,
+        u.decode_tokens_per_s
+    )
+}
+
+fn chat(
+    model: &Path,
+    system: Option<&str>,
+    sampling: &SamplingArgs,
+    engine: &EngineArgs,
+) -> Result<(), String> {
+    let mut session = open_session(model, engine)?;
+    let cancel = CancelFlag::new();
+    let handler_flag = cancel.clone();
+    ctrlc::set_handler(move || handler_flag.cancel()).map_err(|e| e.to_string())?;
+    let params = sampling.params();
+    let mut messages: Vec<ChatMessage> = system.map(ChatMessage::system).into_iter().collect();
+    let stdin = std::io::stdin();
+    eprintln!("qwen-webgpu chat: Ctrl-C stops a reply, Ctrl-D quits, /reset starts over.");
+    loop {
+        eprint!("\n> ");
+        let mut line = String::new();
+        if stdin.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+            return Ok(());
+        }
+        // A Ctrl-C while typing must not cancel the reply to come.
+        cancel.reset();
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.trim() == "/reset" {
+            messages.truncate(usize::from(system.is_some()));
+            session.reset();
+            eprintln!("(conversation cleared)");
+            continue;
+        }
+        messages.push(ChatMessage::user(line));
+        let mut on_text = |text: &str| {
+            let _ = write_stdout_flush(text);
+        };
+        let result = pollster::block_on(session.chat(&messages, None, &params, &cancel, &mut on_text));
+        match result {
+            Ok(done) => {
+                println!();
+                eprintln!("[{} | {}]", done.finish_reason.as_str(), usage_line(&done.usage));
+                messages.push(ChatMessage::assistant(done.text));
+            }
+            Err(e) => {
+                messages.pop();
+                eprintln!("\nerror: {e}");
+            }
+        }
     }
 }
 
@@ -373,6 +487,15 @@ fn bench(
         serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?
     };
     write_stdout(&(out + "\n"))
+}
+
+/// Writes to stdout and flushes, so streamed text shows as it comes.
+fn write_stdout_flush(text: &str) -> Result<(), String> {
+    write_stdout(text)?;
+    match std::io::stdout().flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+        _ => Ok(()),
+    }
 }
 
 /// Writes to stdout; a reader that went away (`| head`) ends output quietly.

@@ -69,6 +69,9 @@ pub enum Readback {
     Argmax,
     /// All logits of the last position.
     Logits,
+    /// Nothing: the step only fills the KV cache (a prefill chunk before the last); it
+    /// resolves when the GPU has finished it.
+    Nothing,
 }
 
 /// The result of a step.
@@ -76,6 +79,7 @@ pub enum Readback {
 pub enum StepOutput {
     Argmax { token: u32, logit: f32 },
     Logits(Vec<f32>),
+    Nothing,
 }
 
 /// Counters for benchmarks: what the last step cost.
@@ -651,6 +655,11 @@ impl Engine {
         self.pos = self.pos.min(pos);
     }
 
+    /// Most tokens one prefill submission processes.
+    pub fn prefill_chunk(&self) -> usize {
+        self.chunk
+    }
+
     /// Kernel launches each transformer layer records (the same for prefill and decode).
     pub fn dispatches_per_layer(&self) -> usize {
         self.dispatches_per_layer
@@ -689,7 +698,8 @@ impl Engine {
         let chunks: Vec<&[u32]> = tokens.chunks(self.chunk).collect();
         for (i, chunk) in chunks.iter().enumerate() {
             let last = i + 1 == chunks.len();
-            self.submit_chunk(chunk, last.then_some(readback), &mut stats)?;
+            let head = (last && readback != Readback::Nothing).then_some(readback);
+            self.submit_chunk(chunk, head, &mut stats)?;
         }
         let out = match readback {
             Readback::Argmax => {
@@ -706,6 +716,10 @@ impl Engine {
                 let bytes = self.ctx.read_staging(staging, n).await?;
                 stats.bytes_read_back += n;
                 StepOutput::Logits(bytemuck::pod_collect_to_vec(&bytes))
+            }
+            Readback::Nothing => {
+                self.ctx.wait_idle().await?;
+                StepOutput::Nothing
             }
         };
         self.stats = stats;
@@ -766,7 +780,7 @@ impl Engine {
                 0,
                 self.config.vocab_size as u64 * 4,
             ),
-            None => {}
+            Some(Readback::Nothing) | None => {}
         }
         queue.submit([encoder.finish()]);
         stats.submits += 1;

@@ -230,6 +230,19 @@ impl GpuContext {
         Ok(data)
     }
 
+    /// Resolves once the GPU has executed everything submitted so far.
+    pub async fn wait_idle(&self) -> Result<(), GpuError> {
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        self.queue.on_submitted_work_done(move || {
+            let _ = sender.send(());
+        });
+        self.wait_for_queue()?;
+        receiver
+            .await
+            .map_err(|_| GpuError::Readback("the queue callback was dropped".into()))?;
+        self.check_lost()
+    }
+
     /// Drives the queue to completion where the platform lets us block (native); in the
     /// browser, callbacks fire from the event loop and this returns at once.
     fn wait_for_queue(&self) -> Result<(), GpuError> {
