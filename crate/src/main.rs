@@ -89,6 +89,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure tokenizer throughput (MB/s) on a text file.
+    TokenizerBench {
+        model: PathBuf,
+        /// The text to encode (as one string).
+        #[arg(long)]
+        text: PathBuf,
+        /// Timed runs; the best is reported.
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+        /// Also write the tokenizer as a Hugging Face tokenizer.json here.
+        #[arg(long)]
+        save_hf_json: Option<PathBuf>,
+    },
     /// Measure prefill and decode speed and what each decoded token costs.
     Bench {
         model: PathBuf,
@@ -240,6 +253,12 @@ fn main() -> ExitCode {
             special,
             json,
         } => tokenize(&model, &text, special, json),
+        Command::TokenizerBench {
+            model,
+            text,
+            repeat,
+            save_hf_json,
+        } => tokenizer_bench(&model, &text, repeat, save_hf_json.as_deref()),
         Command::Bench {
             model,
             prompt_tokens,
@@ -279,6 +298,36 @@ fn tokenize(path: &std::path::Path, text: &str, special: bool, json: bool) -> Re
         ids.iter().map(u32::to_string).collect::<Vec<_>>().join(" ")
     };
     write_stdout(&(out + "\n"))
+}
+
+fn tokenizer_bench(
+    path: &Path,
+    text: &Path,
+    repeat: usize,
+    save_hf_json: Option<&Path>,
+) -> Result<(), String> {
+    let (model, _) = open_model(path).map_err(|e| e.to_string())?;
+    let tokenizer = Tokenizer::from_model(&model).map_err(|e| e.to_string())?;
+    if let Some(out) = save_hf_json {
+        let json = tokenizer.to_hf_json().map_err(|e| e.to_string())?;
+        std::fs::write(out, json).map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    let text = std::fs::read_to_string(text).map_err(|e| format!("{}: {e}", text.display()))?;
+    let mut best = f64::INFINITY;
+    let mut tokens = 0;
+    for _ in 0..repeat.max(1) {
+        let start = Instant::now();
+        tokens = tokenizer.encode(&text, false).map_err(|e| e.to_string())?.len();
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    let doc = json!({
+        "implementation": "qwen-webgpu (tokenizers crate, fancy-regex)",
+        "bytes": text.len(),
+        "tokens": tokens,
+        "best_s": best,
+        "mb_per_s": text.len() as f64 / 1e6 / best.max(1e-9),
+    });
+    write_stdout(&(doc.to_string() + "\n"))
 }
 
 fn logits(run: &RunArgs, top: usize, json: bool) -> Result<(), String> {

@@ -220,6 +220,12 @@ impl Tokenizer {
         self.lock().token_to_id(text)
     }
 
+    /// The encoding pipeline as a Hugging Face `tokenizer.json`, for comparing against other
+    /// `tokenizers` builds (Python's) on the same vocabulary.
+    pub fn to_hf_json(&self) -> Result<String, TokenizerError> {
+        self.lock().to_string(false).map_err(lib)
+    }
+
     /// The raw bytes a token decodes to (possibly part of a UTF-8 character).
     pub fn token_bytes(&self, id: u32) -> Result<&[u8], TokenizerError> {
         self.bytes
