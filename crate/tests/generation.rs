@@ -273,3 +273,43 @@ fn second_turn_prefills_only_new_tokens() {
     assert_eq!(second.generated_ids, reference.generated_ids);
     assert_eq!(second.text, reference.text);
 }
+
+#[test]
+fn generate_cli_prints_the_documented_json() {
+    let model = support::tiny_model();
+    let run = |extra: &[&str]| -> Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_qwen-webgpu"))
+            .arg("generate")
+            .arg(&model)
+            .args(["--chat", "--system", "Be brief.", "--prompt", "Hello", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let doc = run(&["--max-tokens", "6", "--temperature", "0.9", "--top-p", "0.95", "--seed", "11"]);
+    let again = run(&["--max-tokens", "6", "--temperature", "0.9", "--top-p", "0.95", "--seed", "11"]);
+    assert_eq!(without_timings(doc.clone()), without_timings(again));
+    assert_eq!(doc["finish_reason"], "length");
+    assert_eq!(doc["generated_ids"].as_array().unwrap().len(), 6);
+    assert_eq!(doc["usage"]["completion_tokens"], 6);
+    let prompt = doc["prompt_ids"].as_array().unwrap();
+    assert_eq!(doc["usage"]["prompt_tokens"].as_u64().unwrap() as usize, prompt.len());
+    // The system message replaced the template's default.
+    assert_eq!(prompt[..3], [151644, 8948, 198].map(Value::from));
+    let text = doc["text"].as_str().unwrap();
+    let first = text.chars().next().unwrap().to_string();
+    let stopped = run(&["--max-tokens", "6", "--temperature", "0.9", "--top-p", "0.95", "--seed", "11", "--stop", &first]);
+    assert_eq!(stopped["finish_reason"], "stop");
+    assert_eq!(stopped["text"], "");
+}
+
+/// The document without its timings, which differ between runs.
+fn without_timings(mut doc: Value) -> Value {
+    if let Some(usage) = doc["usage"].as_object_mut() {
+        usage.remove("prefill_tokens_per_s");
+        usage.remove("decode_tokens_per_s");
+    }
+    doc
+}
