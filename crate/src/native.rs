@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::engine::{check_model, Engine, EngineError, EngineOptions};
+use crate::engine::{check_model, Engine, EngineError, EngineOptions, WeightLoader};
 use crate::gguf::{
     parse_header, shard_file_name, GgufError, GgufHeader, GgufModel, HeaderParse, Limits, SplitInfo,
 };
@@ -133,9 +133,25 @@ pub fn load_engine(
     // Everything that can be checked without a GPU is, before the device is opened.
     check_model(&model)?;
     let ctx = pollster::block_on(GpuContext::new(gpu)).map_err(EngineError::from)?;
-    let engine = Engine::load(ctx, &model, options, |t| {
-        let len = usize::try_from(t.info.bytes).map_err(|e| e.to_string())?;
-        read_at(&paths[t.shard], t.file_offset, len).map_err(|e| e.to_string())
-    })?;
-    Ok(engine)
+    let mut loader = WeightLoader::new(ctx, &model, options)?;
+    // The same streaming path as the browser's: the file in bounded chunks, never a whole tensor.
+    const CHUNK: u64 = 8 << 20;
+    for range in loader.data_ranges() {
+        let path = &paths[range.shard];
+        let read_error = |e: io::Error| EngineError::Read {
+            name: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let mut file = File::open(path).map_err(read_error)?;
+        file.seek(SeekFrom::Start(range.start)).map_err(read_error)?;
+        let mut buf = vec![0u8; CHUNK.min(range.end - range.start) as usize];
+        let mut at = range.start;
+        while at < range.end {
+            let n = CHUNK.min(range.end - at) as usize;
+            file.read_exact(&mut buf[..n]).map_err(read_error)?;
+            loader.push(range.shard, at, &buf[..n])?;
+            at += n as u64;
+        }
+    }
+    Ok(loader.finish()?)
 }

@@ -4,6 +4,7 @@
 //! Everything is allocated at load; a step writes one small uniform, encodes its dispatches into
 //! one command buffer, submits once, and reads back either 8 bytes (greedy) or the logits.
 
+mod loader;
 mod weights;
 
 use bytemuck::{Pod, Zeroable};
@@ -12,8 +13,10 @@ use crate::gguf::{GgmlType, GgufModel, ModelTensor};
 use crate::gpu::{GpuContext, GpuError, Kernel, Kernels, MATMUL_ROWS_PER_WORKGROUP, PREFILL_TILE};
 use crate::model_config::{ConfigError, Qwen2Config};
 
+pub use loader::{DataRange, LoadProgress, WeightLoader};
 pub use weights::Matrix;
-use weights::{check_matrix, check_vector, upload_vector};
+use loader::Weights;
+use weights::{check_matrix, check_vector};
 
 /// Why the engine could not load a model or run a step.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -324,15 +327,41 @@ pub fn check_model(model: &GgufModel) -> Result<Qwen2Config, EngineError> {
 }
 
 impl Engine {
-    /// Loads `model` onto `ctx`'s device. `read` returns a tensor's bytes (from a file, a
-    /// download or a cache); every tensor is checked before anything is uploaded.
+    /// Loads `model` onto `ctx`'s device. `read` returns a tensor's bytes (from a file or a
+    /// cache); every tensor is checked before anything is uploaded. To stream bytes as they
+    /// arrive instead, use [`WeightLoader`].
     pub fn load(
         ctx: GpuContext,
         model: &GgufModel,
         options: &EngineOptions,
         mut read: impl FnMut(&ModelTensor) -> Result<Vec<u8>, String>,
     ) -> Result<Engine, EngineError> {
-        let config = check_model(model)?;
+        let mut loader = WeightLoader::new(ctx, model, options)?;
+        let config = loader.config().clone();
+        for (tensor, _) in required_tensors(model, &config)? {
+            let bytes = read(tensor).map_err(|message| EngineError::Read {
+                name: tensor.info.name.clone(),
+                message,
+            })?;
+            if bytes.len() as u64 != tensor.info.bytes {
+                return Err(EngineError::Read {
+                    name: tensor.info.name.clone(),
+                    message: format!("got {} bytes, expected {}", bytes.len(), tensor.info.bytes),
+                });
+            }
+            loader.push(tensor.shard, tensor.file_offset, &bytes)?;
+        }
+        loader.finish()
+    }
+
+    /// Wires uploaded weights into the forward pass: activations, KV cache, pipelines and the
+    /// recorded dispatches.
+    fn assemble(
+        ctx: GpuContext,
+        config: Qwen2Config,
+        options: &EngineOptions,
+        mut weights: Weights,
+    ) -> Result<Engine, EngineError> {
         let c = &config;
         let capacity = options.context_length.min(c.context_length).max(1);
         let h = c.hidden_size as u64;
@@ -344,23 +373,9 @@ impl Engine {
         let chunk = (options.prefill_chunk.max(1) as u64).min(max_chunk_for_scores) as usize;
         let n = chunk as u64;
 
-        let mut fetch = |name: &str| -> Result<(&ModelTensor, Vec<u8>), EngineError> {
-            let t = model
-                .tensor(name)
-                .ok_or_else(|| EngineError::MissingTensor { name: name.into() })?;
-            let bytes = read(t).map_err(|message| EngineError::Read {
-                name: name.into(),
-                message,
-            })?;
-            Ok((t, bytes))
-        };
-        let mut matrix = |name: &str| -> Result<Matrix, EngineError> {
-            let (t, bytes) = fetch(name)?;
-            Matrix::upload(&ctx, t, &bytes, ctx.max_binding_bytes)
-        };
-        let embedding = matrix("token_embd.weight")?;
-        let output = if model.tensor("output.weight").is_some() {
-            Some(matrix("output.weight")?)
+        let embedding = weights.matrix("token_embd.weight")?;
+        let output = if weights.has_matrix("output.weight") {
+            Some(weights.matrix("output.weight")?)
         } else {
             None
         };
@@ -380,48 +395,29 @@ impl Engine {
             k_cache: wgpu::Buffer,
             v_cache: wgpu::Buffer,
         }
+        let f16_cache = ctx.f16;
+        let cache_bytes = capacity as u64 * kv_width * if f16_cache { 2 } else { 4 };
         let mut layers = Vec::new();
         for i in 0..c.n_layers {
             let m = |s: &str| format!("blk.{i}.{s}");
-            let q = matrix(&m("attn_q.weight"))?;
-            let k = matrix(&m("attn_k.weight"))?;
-            let v = matrix(&m("attn_v.weight"))?;
-            let o = matrix(&m("attn_output.weight"))?;
-            let gate = matrix(&m("ffn_gate.weight"))?;
-            let up = matrix(&m("ffn_up.weight"))?;
-            let down = matrix(&m("ffn_down.weight"))?;
-            layers.push((i, q, k, v, o, gate, up, down));
+            layers.push(Layer {
+                attn_norm: weights.vector(&m("attn_norm.weight"))?,
+                q: weights.matrix(&m("attn_q.weight"))?,
+                q_bias: weights.vector(&m("attn_q.bias"))?,
+                k: weights.matrix(&m("attn_k.weight"))?,
+                k_bias: weights.vector(&m("attn_k.bias"))?,
+                v: weights.matrix(&m("attn_v.weight"))?,
+                v_bias: weights.vector(&m("attn_v.bias"))?,
+                o: weights.matrix(&m("attn_output.weight"))?,
+                ffn_norm: weights.vector(&m("ffn_norm.weight"))?,
+                gate: weights.matrix(&m("ffn_gate.weight"))?,
+                up: weights.matrix(&m("ffn_up.weight"))?,
+                down: weights.matrix(&m("ffn_down.weight"))?,
+                k_cache: ctx.storage_buffer(&m("k_cache"), cache_bytes)?,
+                v_cache: ctx.storage_buffer(&m("v_cache"), cache_bytes)?,
+            });
         }
-        drop(matrix);
-        let mut vector = |name: String| -> Result<wgpu::Buffer, EngineError> {
-            let (t, bytes) = fetch(&name)?;
-            upload_vector(&ctx, t, &bytes)
-        };
-        let f16_cache = ctx.f16;
-        let cache_bytes = capacity as u64 * kv_width * if f16_cache { 2 } else { 4 };
-        let layers = layers
-            .into_iter()
-            .map(|(i, q, k, v, o, gate, up, down)| {
-                let m = |s: &str| format!("blk.{i}.{s}");
-                Ok(Layer {
-                    attn_norm: vector(m("attn_norm.weight"))?,
-                    q,
-                    q_bias: vector(m("attn_q.bias"))?,
-                    k,
-                    k_bias: vector(m("attn_k.bias"))?,
-                    v,
-                    v_bias: vector(m("attn_v.bias"))?,
-                    o,
-                    ffn_norm: vector(m("ffn_norm.weight"))?,
-                    gate,
-                    up,
-                    down,
-                    k_cache: ctx.storage_buffer(&m("k_cache"), cache_bytes)?,
-                    v_cache: ctx.storage_buffer(&m("v_cache"), cache_bytes)?,
-                })
-            })
-            .collect::<Result<Vec<Layer>, EngineError>>()?;
-        let output_norm = vector("output_norm.weight".into())?;
+        let output_norm = weights.vector("output_norm.weight")?;
         let act = Activations {
             tokens: ctx.storage_buffer("tokens", n * 4)?,
             residual: ctx.storage_buffer("residual", n * h * 4)?,

@@ -61,23 +61,22 @@ pub fn check_vector(tensor: &ModelTensor, len: usize) -> Result<(), EngineError>
 }
 
 impl Matrix {
-    /// Uploads a checked matrix from its GGUF bytes, split into pieces of at most
+    /// Allocates the GPU buffers of a checked matrix, split into pieces of at most
     /// `max_piece_bytes` (the device's storage binding limit, or less to test splitting). Each
     /// piece carries 4 spare bytes because kernels read whole 32-bit words around unaligned
-    /// block fields.
-    pub fn upload(
+    /// block fields. The bytes arrive later through a [`MatrixWriter`].
+    pub fn allocate(
         ctx: &GpuContext,
         tensor: &ModelTensor,
-        bytes: &[u8],
         max_piece_bytes: u64,
     ) -> Result<Matrix, EngineError> {
         let info = &tensor.info;
         let (cols, rows) = (info.shape[0], info.shape[1]);
         let row_bytes = info.ggml_type.row_bytes(cols).unwrap_or(0);
-        if bytes.len() as u64 != info.bytes || row_bytes == 0 {
+        if row_bytes == 0 || rows * row_bytes != info.bytes {
             return Err(EngineError::Read {
                 name: info.name.clone(),
-                message: format!("got {} bytes, expected {}", bytes.len(), info.bytes),
+                message: format!("{} bytes cannot hold {rows} rows of {cols}", info.bytes),
             });
         }
         let rows_per_piece =
@@ -93,11 +92,8 @@ impl Matrix {
         let mut first = 0u64;
         while first < rows {
             let n = rows_per_piece.min(rows - first);
-            let start = (first * row_bytes) as usize;
-            let end = ((first + n) * row_bytes) as usize;
             let label = format!("{} rows {first}..{}", info.name, first + n);
-            let buffer = ctx.storage_buffer(&label, (end - start) as u64 + 4)?;
-            ctx.write_padded(&buffer, 0, &bytes[start..end]);
+            let buffer = ctx.storage_buffer(&label, n * row_bytes + 4)?;
             pieces.push(Piece {
                 buffer,
                 first_row: first as u32,
@@ -114,9 +110,115 @@ impl Matrix {
         })
     }
 
+    /// Allocates and fills a matrix from all of its GGUF bytes at once.
+    pub fn upload(
+        ctx: &GpuContext,
+        tensor: &ModelTensor,
+        bytes: &[u8],
+        max_piece_bytes: u64,
+    ) -> Result<Matrix, EngineError> {
+        if bytes.len() as u64 != tensor.info.bytes {
+            return Err(EngineError::Read {
+                name: tensor.info.name.clone(),
+                message: format!("got {} bytes, expected {}", bytes.len(), tensor.info.bytes),
+            });
+        }
+        let matrix = Matrix::allocate(ctx, tensor, max_piece_bytes)?;
+        let mut writer = MatrixWriter::new(&matrix);
+        writer.write(ctx, &matrix, 0, bytes);
+        Ok(matrix)
+    }
+
     /// Bytes of weights one full pass over the matrix reads.
     pub fn bytes(&self) -> u64 {
         u64::from(self.rows) * u64::from(self.row_bytes)
+    }
+}
+
+/// Writes a matrix's bytes into its pieces as they arrive, in order and in chunks of any size.
+/// `queue.write_buffer` needs 4-byte-aligned offsets and sizes while pieces start at row
+/// boundaries (a Q6_K row of 4864 values is 3990 bytes), so up to 3 bytes wait for the next
+/// chunk, and a piece's last word is zero-padded.
+pub struct MatrixWriter {
+    /// Where each piece begins in the tensor's bytes, and its length.
+    spans: Vec<(u64, u64)>,
+    /// Tensor bytes received so far.
+    received: u64,
+    carry: [u8; 4],
+    carry_len: usize,
+}
+
+impl MatrixWriter {
+    pub fn new(matrix: &Matrix) -> MatrixWriter {
+        let row_bytes = u64::from(matrix.row_bytes);
+        MatrixWriter {
+            spans: matrix
+                .pieces
+                .iter()
+                .map(|p| {
+                    (
+                        u64::from(p.first_row) * row_bytes,
+                        u64::from(p.rows) * row_bytes,
+                    )
+                })
+                .collect(),
+            received: 0,
+            carry: [0; 4],
+            carry_len: 0,
+        }
+    }
+
+    /// Writes `bytes`, which continue the tensor at byte `at` (the caller passes each byte
+    /// once, in order: `at` equals `received()`).
+    pub fn write(&mut self, ctx: &GpuContext, matrix: &Matrix, at: u64, bytes: &[u8]) {
+        debug_assert_eq!(at, self.received);
+        let mut data = bytes;
+        while !data.is_empty() {
+            let piece = self
+                .spans
+                .iter()
+                .position(|&(start, len)| self.received < start + len);
+            let Some(i) = piece else { return };
+            let (start, len) = self.spans[i];
+            let buffer = &matrix.pieces[i].buffer;
+            let in_piece = self.received - start;
+            let take = (len - in_piece).min(data.len() as u64) as usize;
+            self.write_piece(ctx, buffer, in_piece, &data[..take]);
+            data = &data[take..];
+            self.received += take as u64;
+            if self.received == start + len && self.carry_len > 0 {
+                // The piece's tail: pad its last word (the buffer has 4 spare bytes).
+                let word_at = len - self.carry_len as u64;
+                self.carry[self.carry_len..].fill(0);
+                ctx.queue.write_buffer(buffer, word_at, &self.carry);
+                self.carry_len = 0;
+            }
+        }
+    }
+
+    /// `data` continues the piece at byte `in_piece` (counting carried bytes as written).
+    fn write_piece(&mut self, ctx: &GpuContext, buffer: &wgpu::Buffer, in_piece: u64, data: &[u8]) {
+        let mut data = data;
+        let mut word_at = in_piece - self.carry_len as u64;
+        if self.carry_len > 0 {
+            let fill = (4 - self.carry_len).min(data.len());
+            self.carry[self.carry_len..self.carry_len + fill].copy_from_slice(&data[..fill]);
+            self.carry_len += fill;
+            data = &data[fill..];
+            if self.carry_len < 4 {
+                return;
+            }
+            ctx.queue.write_buffer(buffer, word_at, &self.carry);
+            word_at += 4;
+            self.carry_len = 0;
+        }
+        let whole = data.len() & !3;
+        if whole > 0 {
+            ctx.queue.write_buffer(buffer, word_at, &data[..whole]);
+        }
+        let rest = &data[whole..];
+        self.carry[..rest.len()].copy_from_slice(rest);
+        self.carry_len = rest.len();
     }
 }
 

@@ -177,20 +177,6 @@ impl GpuContext {
         buffer
     }
 
-    /// Writes `bytes` at the start of `buffer`, padding the tail to the 4-byte copy granularity.
-    pub fn write_padded(&self, buffer: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
-        let whole = bytes.len() & !3;
-        if whole > 0 {
-            self.queue.write_buffer(buffer, offset, &bytes[..whole]);
-        }
-        if whole < bytes.len() {
-            let mut tail = [0u8; 4];
-            tail[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
-            self.queue
-                .write_buffer(buffer, offset + whole as u64, &tail);
-        }
-    }
-
     /// A buffer the CPU can map to read results, `bytes` long (rounded up to 4).
     pub fn staging_buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {

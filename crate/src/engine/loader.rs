@@ -1,0 +1,247 @@
+//! Streaming a model onto the GPU: every weight buffer is allocated from the tensor table
+//! first, then file bytes, in chunks of any size from a file, a download or a cache, are
+//! written where they belong as they arrive. No tensor is ever held whole in memory (only the
+//! small f32 vectors are gathered before conversion), so a 4.7 GB model loads through a few MB.
+
+use serde::Serialize;
+
+use crate::gguf::{GgufModel, ModelTensor};
+use crate::gpu::GpuContext;
+use crate::model_config::Qwen2Config;
+
+use super::weights::{upload_vector, Matrix, MatrixWriter};
+use super::{check_model, required_tensors, Engine, EngineError, EngineOptions, Shape};
+
+/// A byte range of one shard that holds tensor data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DataRange {
+    pub shard: usize,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// How far a load has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadProgress {
+    pub tensors_done: usize,
+    pub tensors_total: usize,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+/// Where one tensor's bytes go.
+enum Destination {
+    Matrix(Matrix, MatrixWriter),
+    /// Norm weights and biases: gathered, then converted to f32 and uploaded.
+    Vector {
+        bytes: Vec<u8>,
+        buffer: Option<wgpu::Buffer>,
+    },
+}
+
+struct Slot {
+    tensor: ModelTensor,
+    received: u64,
+    destination: Destination,
+}
+
+impl Slot {
+    fn end(&self) -> u64 {
+        self.tensor.file_offset + self.tensor.info.bytes
+    }
+
+    fn complete(&self) -> bool {
+        self.received == self.tensor.info.bytes
+    }
+}
+
+/// A model whose GPU buffers exist and are being filled.
+pub struct WeightLoader {
+    ctx: GpuContext,
+    config: Qwen2Config,
+    options: EngineOptions,
+    /// Sorted by (shard, file offset); tensors never overlap.
+    slots: Vec<Slot>,
+    progress: LoadProgress,
+}
+
+impl WeightLoader {
+    /// Checks `model` and allocates every weight buffer on `ctx`'s device.
+    pub fn new(
+        ctx: GpuContext,
+        model: &GgufModel,
+        options: &EngineOptions,
+    ) -> Result<WeightLoader, EngineError> {
+        Self::with_piece_limit(ctx, model, options, u64::MAX)
+    }
+
+    /// As [`WeightLoader::new`], splitting matrices into pieces of at most `max_piece_bytes`
+    /// (for tests of the splitting; the device's binding limit applies anyway).
+    pub fn with_piece_limit(
+        ctx: GpuContext,
+        model: &GgufModel,
+        options: &EngineOptions,
+        max_piece_bytes: u64,
+    ) -> Result<WeightLoader, EngineError> {
+        let config = check_model(model)?;
+        let mut slots = Vec::new();
+        for (tensor, shape) in required_tensors(model, &config)? {
+            let destination = match shape {
+                Shape::Matrix(..) => {
+                    let matrix = Matrix::allocate(&ctx, tensor, max_piece_bytes)?;
+                    let writer = MatrixWriter::new(&matrix);
+                    Destination::Matrix(matrix, writer)
+                }
+                // check_model bounded the vector's length by the model's width.
+                Shape::Vector(_) => Destination::Vector {
+                    bytes: Vec::with_capacity(tensor.info.bytes as usize),
+                    buffer: None,
+                },
+            };
+            slots.push(Slot {
+                tensor: tensor.clone(),
+                received: 0,
+                destination,
+            });
+        }
+        slots.sort_by_key(|s| (s.tensor.shard, s.tensor.file_offset));
+        let progress = LoadProgress {
+            tensors_done: 0,
+            tensors_total: slots.len(),
+            bytes_done: 0,
+            bytes_total: slots.iter().map(|s| s.tensor.info.bytes).sum(),
+        };
+        Ok(WeightLoader {
+            ctx,
+            config,
+            options: options.clone(),
+            slots,
+            progress,
+        })
+    }
+
+    pub fn config(&self) -> &Qwen2Config {
+        &self.config
+    }
+
+    pub fn gpu(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    pub fn progress(&self) -> LoadProgress {
+        self.progress
+    }
+
+    /// The byte ranges of each shard that hold the tensors, ascending, with the alignment
+    /// gaps between neighbouring tensors merged in.
+    pub fn data_ranges(&self) -> Vec<DataRange> {
+        const MERGE_GAP: u64 = 4096;
+        let mut ranges: Vec<DataRange> = Vec::new();
+        for s in &self.slots {
+            let (shard, start, end) = (s.tensor.shard, s.tensor.file_offset, s.end());
+            match ranges.last_mut() {
+                Some(r) if r.shard == shard && start <= r.end + MERGE_GAP => r.end = r.end.max(end),
+                _ => ranges.push(DataRange { shard, start, end }),
+            }
+        }
+        ranges
+    }
+
+    /// Takes bytes `offset..offset + bytes.len()` of shard `shard`. Bytes outside any tensor
+    /// are ignored; within a tensor they must continue where the last push stopped (bytes
+    /// already received are skipped, so a resumed stream may overlap).
+    pub fn push(&mut self, shard: usize, offset: u64, bytes: &[u8]) -> Result<(), EngineError> {
+        let end = offset + bytes.len() as u64;
+        let first = self
+            .slots
+            .partition_point(|s| (s.tensor.shard, s.end()) <= (shard, offset));
+        for slot in &mut self.slots[first..] {
+            if slot.tensor.shard != shard || slot.tensor.file_offset >= end {
+                break;
+            }
+            let next = slot.tensor.file_offset + slot.received;
+            if slot.complete() || end <= next {
+                continue;
+            }
+            if offset > next {
+                return Err(EngineError::Read {
+                    name: slot.tensor.info.name.clone(),
+                    message: format!(
+                        "bytes from {offset} arrived before bytes {next}..{offset} of shard {shard}"
+                    ),
+                });
+            }
+            let take_end = end.min(slot.end());
+            let data = &bytes[(next - offset) as usize..(take_end - offset) as usize];
+            let at = slot.received;
+            match &mut slot.destination {
+                Destination::Matrix(matrix, writer) => writer.write(&self.ctx, matrix, at, data),
+                Destination::Vector { bytes, .. } => bytes.extend_from_slice(data),
+            }
+            slot.received += data.len() as u64;
+            self.progress.bytes_done += data.len() as u64;
+            if slot.complete() {
+                if let Destination::Vector { bytes, buffer } = &mut slot.destination {
+                    *buffer = Some(upload_vector(&self.ctx, &slot.tensor, bytes)?);
+                    *bytes = Vec::new();
+                }
+                self.progress.tensors_done += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the engine once every tensor has arrived.
+    pub fn finish(self) -> Result<Engine, EngineError> {
+        if let Some(s) = self.slots.iter().find(|s| !s.complete()) {
+            return Err(EngineError::Read {
+                name: s.tensor.info.name.clone(),
+                message: format!(
+                    "only {} of its {} bytes arrived",
+                    s.received, s.tensor.info.bytes
+                ),
+            });
+        }
+        let mut weights = Weights::default();
+        for slot in self.slots {
+            let name = slot.tensor.info.name;
+            match slot.destination {
+                Destination::Matrix(matrix, _) => {
+                    weights.matrices.insert(name, matrix);
+                }
+                Destination::Vector { buffer, .. } => {
+                    if let Some(buffer) = buffer {
+                        weights.vectors.insert(name, buffer);
+                    }
+                }
+            }
+        }
+        Engine::assemble(self.ctx, self.config, &self.options, weights)
+    }
+}
+
+/// Uploaded weights by tensor name, taken out one by one as the engine wires its kernels.
+#[derive(Default)]
+pub(super) struct Weights {
+    matrices: std::collections::HashMap<String, Matrix>,
+    vectors: std::collections::HashMap<String, wgpu::Buffer>,
+}
+
+impl Weights {
+    pub(super) fn has_matrix(&self, name: &str) -> bool {
+        self.matrices.contains_key(name)
+    }
+
+    pub(super) fn matrix(&mut self, name: &str) -> Result<Matrix, EngineError> {
+        self.matrices
+            .remove(name)
+            .ok_or_else(|| EngineError::MissingTensor { name: name.into() })
+    }
+
+    pub(super) fn vector(&mut self, name: &str) -> Result<wgpu::Buffer, EngineError> {
+        self.vectors
+            .remove(name)
+            .ok_or_else(|| EngineError::MissingTensor { name: name.into() })
+    }
+}
