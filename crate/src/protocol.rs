@@ -137,6 +137,100 @@ pub struct Usage {
     pub decode_tokens_per_s: f64,
 }
 
+/// An OpenAI chat-completion request, with llama.cpp's extra sampling fields (`top_k`, `min_p`,
+/// `repetition_penalty`). Absent sampling fields take Qwen2.5's recommended values
+/// ([`ChatCompletionRequest::DEFAULT_SAMPLING`]); `temperature: 0` is greedy. Fields this crate
+/// has no use for (`model`, `stream`, `user`, ...) are accepted and ignored; `n` other than 1
+/// is refused.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ChatCompletionRequest {
+    pub messages: Vec<ChatMessage>,
+    #[serde(default)]
+    pub tools: Option<Vec<Tool>>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub top_k: Option<usize>,
+    pub min_p: Option<f32>,
+    pub repetition_penalty: Option<f32>,
+    pub presence_penalty: Option<f32>,
+    pub frequency_penalty: Option<f32>,
+    #[serde(alias = "max_completion_tokens")]
+    pub max_tokens: Option<usize>,
+    pub seed: Option<u64>,
+    pub stop: Option<Stop>,
+    /// Token id (as a string, as JSON object keys are) → bias.
+    pub logit_bias: Option<std::collections::BTreeMap<String, f32>>,
+    pub n: Option<usize>,
+}
+
+/// `stop`: one string or several.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A request that cannot be served as asked.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid request: {0}")]
+pub struct InvalidRequest(pub String);
+
+impl ChatCompletionRequest {
+    /// Qwen2.5-Instruct's `generation_config.json`: temperature 0.7, top_p 0.8, top_k 20,
+    /// repetition_penalty 1.05.
+    pub const DEFAULT_SAMPLING: (f32, f32, usize, f32) = (0.7, 0.8, 20, 1.05);
+    /// `max_tokens` when the request gives none.
+    pub const DEFAULT_MAX_TOKENS: usize = 1024;
+
+    /// The generation settings this request asks for.
+    pub fn generate_params(&self) -> Result<crate::generation::GenerateParams, InvalidRequest> {
+        use crate::sampling::SamplingParams;
+        if self.n.is_some_and(|n| n != 1) {
+            return Err(InvalidRequest("only n = 1 is supported".into()));
+        }
+        if self.messages.is_empty() {
+            return Err(InvalidRequest("messages is empty".into()));
+        }
+        let (temperature, top_p, top_k, repetition_penalty) = Self::DEFAULT_SAMPLING;
+        let logit_bias = match &self.logit_bias {
+            None => Vec::new(),
+            Some(map) => map
+                .iter()
+                .map(|(id, bias)| {
+                    id.parse::<u32>()
+                        .map(|id| (id, *bias))
+                        .map_err(|_| InvalidRequest(format!("logit_bias key {id:?} is not a token id")))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let sampling = SamplingParams {
+            temperature: self.temperature.unwrap_or(temperature),
+            top_p: self.top_p.unwrap_or(top_p),
+            top_k: self.top_k.unwrap_or(top_k),
+            min_p: self.min_p.unwrap_or(0.0),
+            repetition_penalty: self.repetition_penalty.unwrap_or(repetition_penalty),
+            presence_penalty: self.presence_penalty.unwrap_or(0.0),
+            frequency_penalty: self.frequency_penalty.unwrap_or(0.0),
+            logit_bias,
+            seed: self.seed,
+            ..SamplingParams::default()
+        };
+        sampling
+            .validate()
+            .map_err(|e| InvalidRequest(e.to_string()))?;
+        Ok(crate::generation::GenerateParams {
+            sampling,
+            max_tokens: self.max_tokens.unwrap_or(Self::DEFAULT_MAX_TOKENS),
+            stop: match &self.stop {
+                None => Vec::new(),
+                Some(Stop::One(s)) => vec![s.clone()],
+                Some(Stop::Many(v)) => v.clone(),
+            },
+        })
+    }
+}
+
 /// Accepts a string, null, or a list of `{"type": "text", "text": ...}` parts.
 fn content_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]
@@ -175,6 +269,32 @@ fn content_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_map_to_generation_settings() {
+        let r: ChatCompletionRequest = serde_json::from_str(
+            r#"{"model":"x","stream":true,"messages":[{"role":"user","content":"hi"}],
+                "temperature":0,"max_completion_tokens":9,"stop":"END","logit_bias":{"42":-100},"seed":3}"#,
+        )
+        .unwrap();
+        let p = r.generate_params().unwrap();
+        assert!(p.sampling.temperature == 0.0 && p.max_tokens == 9 && p.stop == ["END"]);
+        assert_eq!((p.sampling.logit_bias.clone(), p.sampling.seed), (vec![(42, -100.0)], Some(3)));
+        let r: ChatCompletionRequest =
+            serde_json::from_str(r#"{"messages":[{"role":"user","content":"hi"}]}"#).unwrap();
+        let p = r.generate_params().unwrap();
+        assert_eq!((p.sampling.temperature, p.sampling.top_k), (0.7, 20));
+        assert_eq!(p.max_tokens, ChatCompletionRequest::DEFAULT_MAX_TOKENS);
+        for bad in [
+            r#"{"messages":[{"role":"user","content":"hi"}],"n":2}"#,
+            r#"{"messages":[]}"#,
+            r#"{"messages":[{"role":"user","content":"hi"}],"top_p":0}"#,
+            r#"{"messages":[{"role":"user","content":"hi"}],"logit_bias":{"x":1}}"#,
+        ] {
+            let r: ChatCompletionRequest = serde_json::from_str(bad).unwrap();
+            assert!(r.generate_params().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn content_parts_join_and_images_are_refused() {

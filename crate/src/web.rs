@@ -1,21 +1,323 @@
-//! Browser platform edge: the functions JavaScript calls through wasm-bindgen.
+//! Browser platform edge: the classes and functions JavaScript calls through wasm-bindgen.
+//!
+//! JavaScript owns fetching and caching (`www/src/model-cache.ts`); Rust owns everything from
+//! header bytes on: [`WebEngine::create`] parses the shard headers and allocates the GPU
+//! buffers, [`WebEngine::push_bytes`] streams file bytes straight into them, and
+//! [`WebEngine::finish_load`] builds the session. Requests and results cross as JSON in the
+//! OpenAI shapes of [`crate::protocol`]. Every error is a JS `Error` with a `code` property.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use serde::Deserialize;
+use sha2::Digest;
 use wasm_bindgen::prelude::*;
 
+use crate::engine::{EngineError, EngineOptions, WeightLoader};
+use crate::generation::{CancelFlag, GenerationError, Session};
 use crate::gguf::{parse_header, GgufModel, HeaderParse, Limits};
+use crate::gpu::{GpuContext, GpuError, GpuOptions};
+use crate::protocol::ChatCompletionRequest;
+
+/// A JS `Error` whose `code` names the failure for the wrapper's error classes.
+fn js_error(code: &str, message: impl std::fmt::Display) -> JsValue {
+    let error = js_sys::Error::new(&message.to_string());
+    // Setting a property on a fresh Error object cannot fail.
+    let _ = js_sys::Reflect::set(&error, &"code".into(), &code.into());
+    error.into()
+}
+
+fn engine_error(e: &EngineError) -> JsValue {
+    let code = match e {
+        EngineError::Gpu(GpuError::DeviceLost(_)) => "device-lost",
+        EngineError::Gpu(GpuError::NoAdapter(_) | GpuError::Device(_)) => "webgpu-unavailable",
+        EngineError::ContextOverflow { .. } => "context-overflow",
+        EngineError::TokenOutOfRange { .. } | EngineError::EmptyInput => "invalid-request",
+        EngineError::Gpu(_) => "internal",
+        _ => "bad-model",
+    };
+    js_error(code, e)
+}
+
+fn generation_error(e: &GenerationError) -> JsValue {
+    match e {
+        GenerationError::Engine(e) => engine_error(e),
+        GenerationError::PromptTooLong { .. } => js_error("context-overflow", e),
+        GenerationError::Template(_)
+        | GenerationError::InvalidParam(_)
+        | GenerationError::EmptyPrompt => js_error("invalid-request", e),
+        GenerationError::Tokenizer(_) => js_error("internal", e),
+    }
+}
 
 /// Parses a GGUF header from the first bytes of a file of `file_len` bytes (or unknown length).
 ///
 /// Returns the `inspect` JSON document (arrays longer than 16 elements summarised) once the
 /// prefix holds the whole header, or `{"need_bytes": N}` when at least N bytes are needed.
 #[wasm_bindgen(js_name = inspectGgufHeader)]
-pub fn inspect_gguf_header(prefix: &[u8], file_len: Option<f64>) -> Result<String, JsError> {
+pub fn inspect_gguf_header(prefix: &[u8], file_len: Option<f64>) -> Result<String, JsValue> {
     let file_len = file_len.map(|n| n as u64);
-    match parse_header(prefix, file_len, &Limits::default())? {
+    let bad = |e: &dyn std::fmt::Display| js_error("bad-model", e);
+    match parse_header(prefix, file_len, &Limits::default()).map_err(|e| bad(&e))? {
         HeaderParse::NeedBytes(n) => Ok(serde_json::json!({ "need_bytes": n }).to_string()),
         HeaderParse::Complete(header) => {
-            let model = GgufModel::from_shards(vec![*header])?;
+            let model = GgufModel::from_shards(vec![*header]).map_err(|e| bad(&e))?;
             Ok(model.inspect_json(Some(16)).to_string())
         }
+    }
+}
+
+/// Incremental SHA-256, for checking downloads against the caller's digest.
+#[wasm_bindgen]
+#[derive(Default)]
+pub struct Sha256(sha2::Sha256);
+
+#[wasm_bindgen]
+impl Sha256 {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Sha256 {
+        Sha256::default()
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The digest as lowercase hex; the hasher starts over afterwards.
+    #[wasm_bindgen(js_name = finishHex)]
+    pub fn finish_hex(&mut self) -> String {
+        self.0
+            .finalize_reset()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// Stops a running `chatCompletion` before its next GPU step.
+#[wasm_bindgen]
+#[derive(Default)]
+pub struct CancelToken(CancelFlag);
+
+#[wasm_bindgen]
+impl CancelToken {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.cancel();
+    }
+}
+
+/// Options of [`WebEngine::create`], as JSON.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct CreateOptions {
+    context_length: Option<usize>,
+    disable_f16: bool,
+    disable_subgroups: bool,
+}
+
+enum State {
+    Loading {
+        loader: Box<WeightLoader>,
+        model: Box<GgufModel>,
+    },
+    Ready(Box<Session>),
+    /// A load step failed or the engine was freed: nothing can be used.
+    Gone,
+}
+
+/// A model in the page: loading, then a chat session over its KV cache.
+#[wasm_bindgen]
+pub struct WebEngine {
+    state: Rc<RefCell<State>>,
+}
+
+#[wasm_bindgen]
+impl WebEngine {
+    /// Parses each shard's header (`headers[i]` is a prefix of shard `i` holding all of it;
+    /// `shard_lengths[i]` its size), opens WebGPU and allocates every GPU buffer.
+    pub async fn create(
+        headers: js_sys::Array,
+        shard_lengths: Vec<f64>,
+        options_json: String,
+    ) -> Result<WebEngine, JsValue> {
+        let options: CreateOptions = serde_json::from_str(&options_json)
+            .map_err(|e| js_error("invalid-request", format!("engine options: {e}")))?;
+        if headers.length() as usize != shard_lengths.len() {
+            return Err(js_error(
+                "invalid-request",
+                "one header and one length are needed per shard",
+            ));
+        }
+        let mut parsed = Vec::new();
+        for (i, (prefix, &len)) in headers.iter().zip(&shard_lengths).enumerate() {
+            let prefix = js_sys::Uint8Array::new(&prefix).to_vec();
+            match parse_header(&prefix, Some(len as u64), &Limits::default())
+                .map_err(|e| js_error("bad-model", format!("shard {i}: {e}")))?
+            {
+                HeaderParse::Complete(header) => parsed.push(*header),
+                HeaderParse::NeedBytes(n) => {
+                    return Err(js_error(
+                        "bad-model",
+                        format!("shard {i}: the header needs {n} bytes, {} were given", prefix.len()),
+                    ))
+                }
+            }
+        }
+        let model = GgufModel::from_shards(parsed).map_err(|e| js_error("bad-model", e))?;
+        // Everything that can be checked without a GPU is, before WebGPU is touched.
+        crate::engine::check_model(&model).map_err(|e| engine_error(&e))?;
+        let ctx = GpuContext::new(&GpuOptions {
+            max_binding_bytes: None,
+            disable_subgroups: options.disable_subgroups,
+            disable_f16: options.disable_f16,
+        })
+        .await
+        .map_err(|e| engine_error(&e.into()))?;
+        let engine_options = EngineOptions {
+            context_length: options
+                .context_length
+                .unwrap_or(EngineOptions::default().context_length),
+            ..EngineOptions::default()
+        };
+        let loader =
+            WeightLoader::new(ctx, &model, &engine_options).map_err(|e| engine_error(&e))?;
+        Ok(WebEngine {
+            state: Rc::new(RefCell::new(State::Loading {
+                loader: Box::new(loader),
+                model: Box::new(model),
+            })),
+        })
+    }
+
+    fn busy() -> JsValue {
+        js_error(
+            "internal",
+            "the engine is busy with another request; wait for it to finish",
+        )
+    }
+
+    /// JSON `[{"shard", "start", "end"}]`: the bytes of each shard that hold tensor data.
+    #[wasm_bindgen(js_name = dataRanges)]
+    pub fn data_ranges(&self) -> Result<String, JsValue> {
+        match &*self.state.try_borrow().map_err(|_| Self::busy())? {
+            State::Loading { loader, .. } => Ok(serde_json::to_string(&loader.data_ranges())
+                .unwrap_or_default()),
+            _ => Err(js_error("internal", "the model is not loading")),
+        }
+    }
+
+    /// Takes bytes `offset..offset + bytes.length` of a shard (ascending per shard) and writes
+    /// the tensor data among them to the GPU. Returns the progress as JSON
+    /// `{"tensorsDone", "tensorsTotal", "bytesDone", "bytesTotal"}`.
+    #[wasm_bindgen(js_name = pushBytes)]
+    pub fn push_bytes(&self, shard: usize, offset: f64, bytes: &[u8]) -> Result<String, JsValue> {
+        let mut state = self.state.try_borrow_mut().map_err(|_| Self::busy())?;
+        let State::Loading { loader, .. } = &mut *state else {
+            return Err(js_error("internal", "the model is not loading"));
+        };
+        if let Err(e) = loader.push(shard, offset as u64, bytes) {
+            *state = State::Gone;
+            return Err(engine_error(&e));
+        }
+        Ok(serde_json::to_string(&loader.progress()).unwrap_or_default())
+    }
+
+    /// Builds the kernels, tokenizer and chat template once every byte has been pushed.
+    #[wasm_bindgen(js_name = finishLoad)]
+    pub async fn finish_load(&self) -> Result<(), JsValue> {
+        let mut state = self.state.try_borrow_mut().map_err(|_| Self::busy())?;
+        match std::mem::replace(&mut *state, State::Gone) {
+            State::Loading { loader, model } => {
+                let engine = loader.finish().map_err(|e| engine_error(&e))?;
+                let session = Session::new(engine, &model).map_err(|e| generation_error(&e))?;
+                *state = State::Ready(Box::new(session));
+                Ok(())
+            }
+            other => {
+                *state = other;
+                Err(js_error("internal", "the model is not loading"))
+            }
+        }
+    }
+
+    /// Runs an OpenAI chat request (JSON) and resolves to JSON `{"content", "finish_reason",
+    /// "generated_ids", "usage"}`; `on_delta` receives the text as it streams. The session
+    /// keeps its KV cache, so the next request reuses the shared prefix.
+    #[wasm_bindgen(js_name = chatCompletion)]
+    pub fn chat_completion(
+        &self,
+        request_json: String,
+        on_delta: js_sys::Function,
+        cancel: &CancelToken,
+    ) -> js_sys::Promise {
+        let state = self.state.clone();
+        let cancel = cancel.0.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let request: ChatCompletionRequest = serde_json::from_str(&request_json)
+                .map_err(|e| js_error("invalid-request", e))?;
+            let params = request
+                .generate_params()
+                .map_err(|e| js_error("invalid-request", e))?;
+            let mut state = state.try_borrow_mut().map_err(|_| Self::busy())?;
+            let State::Ready(session) = &mut *state else {
+                return Err(js_error("internal", "the model has not finished loading"));
+            };
+            let mut on_text = |text: &str| {
+                // A throwing callback must not stop generation half-way through the cache.
+                let _ = on_delta.call1(&JsValue::NULL, &JsValue::from_str(text));
+            };
+            let done = session
+                .chat(
+                    &request.messages,
+                    request.tools.as_deref(),
+                    &params,
+                    &cancel,
+                    &mut on_text,
+                )
+                .await
+                .map_err(|e| generation_error(&e))?;
+            let result = serde_json::json!({
+                "content": done.text,
+                "finish_reason": done.finish_reason.as_str(),
+                "generated_ids": done.generated_ids,
+                "usage": done.usage,
+            });
+            Ok(JsValue::from_str(&result.to_string()))
+        })
+    }
+
+    /// Forgets the conversation's KV cache.
+    #[wasm_bindgen(js_name = resetChat)]
+    pub fn reset_chat(&self) -> Result<(), JsValue> {
+        match &mut *self.state.try_borrow_mut().map_err(|_| Self::busy())? {
+            State::Ready(session) => {
+                session.reset();
+                Ok(())
+            }
+            _ => Err(js_error("internal", "the model has not finished loading")),
+        }
+    }
+
+    /// JSON `{"adapter", "f16", "subgroups", "contextLength", "cachedTokens"}`.
+    pub fn stats(&self) -> Result<String, JsValue> {
+        let state = self.state.try_borrow().map_err(|_| Self::busy())?;
+        let (gpu, context_length, cached) = match &*state {
+            State::Ready(s) => (s.engine().gpu(), s.engine().capacity(), s.cached_tokens()),
+            State::Loading { loader, .. } => (loader.gpu(), 0, 0),
+            State::Gone => return Err(js_error("internal", "the engine is gone")),
+        };
+        Ok(serde_json::json!({
+            "adapter": gpu.adapter_description(),
+            "f16": gpu.f16,
+            "subgroups": gpu.subgroups,
+            "contextLength": context_length,
+            "cachedTokens": cached,
+        })
+        .to_string())
     }
 }
