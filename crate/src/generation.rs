@@ -8,9 +8,13 @@ use std::sync::Arc;
 use web_time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::chat_template::{ChatTemplate, TemplateError, TemplateInput};
+use crate::constraint::{Constraint, ConstraintError, ConstraintVocab, Grammar};
 use crate::engine::{Engine, EngineError, Readback, StepOutput};
 use crate::gguf::{GgufModel, MetadataValue};
-use crate::protocol::{ChatMessage, FinishReason, Tool, Usage};
+use crate::protocol::{
+    ChatCompletionRequest, ChatMessage, FinishReason, InvalidRequest, Tool, ToolCall, Usage,
+};
+use crate::tools::{call_grammar, parse_tool_calls, ToolChoice, CALL_OPEN};
 use crate::sampling::{InvalidParam, Sampler, SamplingParams};
 use crate::tokenizer::{StreamDecoder, Tokenizer, TokenizerError};
 
@@ -25,6 +29,10 @@ pub enum GenerationError {
     Tokenizer(#[from] TokenizerError),
     #[error(transparent)]
     InvalidParam(#[from] InvalidParam),
+    #[error(transparent)]
+    Constraint(#[from] ConstraintError),
+    #[error(transparent)]
+    InvalidRequest(#[from] InvalidRequest),
     #[error("the prompt has {prompt} tokens; the context holds {capacity}")]
     PromptTooLong { prompt: usize, capacity: usize },
     #[error("the prompt is empty")]
@@ -39,6 +47,8 @@ pub struct GenerateParams {
     pub max_tokens: usize,
     /// Texts that end generation; the text is cut where the first one begins.
     pub stop: Vec<String>,
+    /// A grammar the output must match; generation ends when it is complete.
+    pub grammar: Option<Grammar>,
 }
 
 impl Default for GenerateParams {
@@ -47,6 +57,7 @@ impl Default for GenerateParams {
             sampling: SamplingParams::default(),
             max_tokens: 512,
             stop: Vec::new(),
+            grammar: None,
         }
     }
 }
@@ -88,12 +99,25 @@ pub struct Completion {
     pub usage: Usage,
 }
 
+/// A chat reply in OpenAI's terms: text, tool calls, and why it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatReply {
+    /// The text (before the first tool call, when there are calls).
+    pub content: String,
+    pub tool_calls: Vec<ToolCall>,
+    /// `tool_calls` when the reply is calls, else the completion's own reason.
+    pub finish_reason: FinishReason,
+    pub completion: Completion,
+}
+
 /// A model with its tokenizer and chat template, holding one conversation's KV cache.
 pub struct Session {
     engine: Engine,
-    tokenizer: Tokenizer,
+    tokenizer: Arc<Tokenizer>,
     template: ChatTemplate,
     end_tokens: Vec<u32>,
+    /// Built on the first constrained request (it walks the whole vocabulary).
+    constraint_vocab: Option<ConstraintVocab>,
     /// The tokens whose keys and values are in the engine's cache, in order.
     cached: Vec<u32>,
 }
@@ -115,9 +139,10 @@ impl Session {
         let end_tokens = end_of_turn_tokens(model, &tokenizer);
         Ok(Session {
             engine,
-            tokenizer,
+            tokenizer: Arc::new(tokenizer),
             template,
             end_tokens,
+            constraint_vocab: None,
             cached: Vec::new(),
         })
     }
@@ -137,6 +162,24 @@ impl Session {
     /// Tokens that end a turn: the file's EOS and ChatML's `<|im_end|>` and `<|endoftext|>`.
     pub fn end_tokens(&self) -> &[u32] {
         &self.end_tokens
+    }
+
+    /// A matcher for `grammar` over this model's vocabulary.
+    pub fn constraint(&mut self, grammar: &Grammar) -> Result<Constraint, GenerationError> {
+        if self.constraint_vocab.is_none() {
+            let end = self
+                .tokenizer
+                .token_id("<|im_end|>")
+                .or_else(|| self.end_tokens.first().copied())
+                .ok_or_else(|| {
+                    ConstraintError::Compile("the vocabulary has no end-of-turn token".into())
+                })?;
+            self.constraint_vocab = Some(ConstraintVocab::new(self.tokenizer.clone(), end)?);
+        }
+        match &self.constraint_vocab {
+            Some(vocab) => Ok(vocab.constraint(grammar)?),
+            None => Err(ConstraintError::Compile("no vocabulary".into()).into()),
+        }
     }
 
     /// How many tokens the KV cache holds for the next prompt to reuse.
@@ -207,8 +250,13 @@ impl Session {
         cancel: &CancelFlag,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Completion, GenerationError> {
+        let mut constraint = match &params.grammar {
+            Some(grammar) => Some(self.constraint(grammar)?),
+            None => None,
+        };
+        let mut grammar_s = 0.0f64;
         let start = Instant::now();
-        let greedy = params.sampling.is_plain_greedy();
+        let greedy = params.sampling.is_plain_greedy() && constraint.is_none();
         let readback = if greedy {
             Readback::Argmax
         } else {
@@ -262,6 +310,11 @@ impl Session {
             let token = match out {
                 StepOutput::Argmax { token, .. } => token,
                 StepOutput::Logits(mut logits) => {
+                    if let Some(c) = constraint.as_mut() {
+                        let t = Instant::now();
+                        c.mask_logits(&mut logits)?;
+                        grammar_s += t.elapsed().as_secs_f64();
+                    }
                     sampler.sample(&mut logits, &completion.generated_ids)
                 }
                 StepOutput::Nothing => {
@@ -276,12 +329,20 @@ impl Session {
                 break FinishReason::Stop;
             }
             completion.usage.completion_tokens += 1;
+            if let Some(c) = constraint.as_mut() {
+                let t = Instant::now();
+                c.advance(token)?;
+                grammar_s += t.elapsed().as_secs_f64();
+            }
             if let Some(piece) = decoder.push(&self.tokenizer, token)? {
                 let (text, stopped) = stops.push(&piece);
                 emit(&text, &mut completion);
                 if stopped {
                     break FinishReason::Stop;
                 }
+            }
+            if constraint.as_ref().is_some_and(Constraint::is_finished) {
+                break FinishReason::Stop;
             }
             if completion.generated_ids.len() >= params.max_tokens
                 || self.engine.position() >= self.engine.capacity()
@@ -309,7 +370,82 @@ impl Session {
             decoded as f64 / decode_start.elapsed().as_secs_f64().max(1e-9);
         completion.usage.total_tokens =
             completion.usage.prompt_tokens + completion.usage.completion_tokens;
+        if constraint.is_some() {
+            let steps = completion.generated_ids.len().max(1);
+            completion.usage.grammar_ms_per_token = Some(grammar_s * 1e3 / steps as f64);
+        }
         Ok(completion)
+    }
+
+    /// Serves an OpenAI chat request: sampling settings, `response_format` and `tools` with
+    /// `tool_choice` (a required or named call is enforced by grammar; `none` forbids calls).
+    /// Streamed text stops at the first tool call; the calls come in the reply.
+    pub async fn chat_completion(
+        &mut self,
+        request: &ChatCompletionRequest,
+        cancel: &CancelFlag,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<ChatReply, GenerationError> {
+        let mut params = request.generate_params()?;
+        let tools = request.tools.as_deref().filter(|t| !t.is_empty());
+        let choice = request.tool_choice.clone().unwrap_or_default();
+        match tools {
+            Some(tools) => {
+                if let Some(grammar) = call_grammar(tools, &choice)? {
+                    if params.grammar.is_some() {
+                        return Err(InvalidRequest(
+                            "response_format and a required tool call cannot be combined".into(),
+                        )
+                        .into());
+                    }
+                    params.grammar = Some(grammar);
+                }
+                if choice == ToolChoice::None {
+                    if let Some(id) = self.tokenizer.token_id(CALL_OPEN) {
+                        params.sampling.logit_bias.push((id, -100.0));
+                    }
+                }
+            }
+            None if matches!(choice, ToolChoice::Required | ToolChoice::Function(_)) => {
+                return Err(InvalidRequest("tool_choice requires a call but there are no tools".into()).into());
+            }
+            None => {}
+        }
+        let calls_possible = tools.is_some() && choice != ToolChoice::None;
+        let messages = with_object_arguments(&request.messages);
+        let mut held = StopMatcher::new(&[CALL_OPEN.to_owned()]);
+        let mut stream = |text: &str| {
+            if !calls_possible {
+                return on_text(text);
+            }
+            let (out, _) = held.push(text);
+            if !out.is_empty() {
+                on_text(&out);
+            }
+        };
+        let completion = self
+            .chat(&messages, tools, &params, cancel, &mut stream)
+            .await?;
+        let (content, tool_calls) = if calls_possible {
+            let tail = held.flush();
+            if !tail.is_empty() {
+                on_text(&tail);
+            }
+            parse_tool_calls(&completion.text)
+        } else {
+            (completion.text.clone(), Vec::new())
+        };
+        let finish_reason = if tool_calls.is_empty() {
+            completion.finish_reason
+        } else {
+            FinishReason::ToolCalls
+        };
+        Ok(ChatReply {
+            content,
+            tool_calls,
+            finish_reason,
+            completion,
+        })
     }
 
     /// Renders `messages` through the template and generates the assistant's reply.
@@ -324,6 +460,21 @@ impl Session {
         let prompt = self.chat_prompt(messages, tools)?;
         self.generate(&prompt, params, cancel, on_text).await
     }
+}
+
+/// OpenAI clients send tool-call arguments as JSON strings; Qwen's template writes them with
+/// `tojson`, which would quote them again, so they go to the template as the objects they
+/// encode (as vLLM does).
+fn with_object_arguments(messages: &[ChatMessage]) -> Vec<ChatMessage> {
+    let mut out = messages.to_vec();
+    for call in out.iter_mut().flat_map(|m| m.tool_calls.iter_mut().flatten()) {
+        if let serde_json::Value::String(s) = &call.function.arguments {
+            if let Ok(v @ serde_json::Value::Object(_)) = serde_json::from_str(s) {
+                call.function.arguments = v;
+            }
+        }
+    }
+    out
 }
 
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {

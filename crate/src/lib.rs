@@ -5,9 +5,11 @@
 //! logits or the argmax token. [`dequant`] is the CPU reference the kernels are tested against.
 //! Text ↔ token ids: [`tokenizer`], built from the GGUF's own `tokenizer.ggml.*` metadata.
 //! Conversations: [`protocol`] (OpenAI shapes) → [`chat_template`] → prompt ids → the
-//! [`generation`] session, which samples ([`sampling`]) and streams text.
+//! [`generation`] session, which samples ([`sampling`]), constrained by a grammar where asked
+//! ([`constraint`]), and streams text.
 
 pub mod chat_template;
+pub mod constraint;
 pub mod dequant;
 pub mod engine;
 pub mod generation;
@@ -17,6 +19,7 @@ pub mod model_config;
 pub mod protocol;
 pub mod sampling;
 pub mod tokenizer;
+pub mod tools;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;

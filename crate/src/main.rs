@@ -15,7 +15,11 @@ use qwen_webgpu::gguf::{GgufModel, MetadataValue};
 use qwen_webgpu::gpu::GpuOptions;
 use qwen_webgpu::model_config::Qwen2Config;
 use qwen_webgpu::native::{load_engine, open_model};
-use qwen_webgpu::protocol::{ChatMessage, Usage};
+use qwen_webgpu::constraint::Grammar;
+use qwen_webgpu::protocol::{
+    ChatCompletionRequest, ChatMessage, JsonSchemaFormat, ResponseFormat, Stop, Tool, Usage,
+};
+use qwen_webgpu::tools::ToolChoice;
 use qwen_webgpu::sampling::SamplingParams;
 use qwen_webgpu::tokenizer::Tokenizer;
 use serde_json::json;
@@ -63,6 +67,8 @@ enum Command {
         system: Option<String>,
         #[command(flatten)]
         sampling: SamplingArgs,
+        #[command(flatten)]
+        format: FormatArgs,
         /// Print one JSON object at the end instead of streaming text.
         #[arg(long)]
         json: bool,
@@ -185,7 +191,88 @@ impl SamplingArgs {
             },
             max_tokens: self.max_tokens,
             stop: self.stop.clone(),
+            grammar: None,
         }
+    }
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("constraint").args(["json_mode", "json_schema"])))]
+struct FormatArgs {
+    /// The output is one JSON object (grammar-constrained).
+    #[arg(long)]
+    json_mode: bool,
+    /// The output is JSON valid against the schema in FILE (grammar-constrained).
+    #[arg(long, value_name = "FILE")]
+    json_schema: Option<PathBuf>,
+    /// OpenAI function tools (a JSON array) offered through the chat template.
+    #[arg(long, value_name = "FILE")]
+    tools: Option<PathBuf>,
+    /// auto, none, required, or a tool's name (a call of it is enforced).
+    #[arg(long, default_value = "auto", requires = "tools")]
+    tool_choice: String,
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+impl FormatArgs {
+    fn response_format(&self) -> Result<Option<ResponseFormat>, String> {
+        Ok(match (&self.json_schema, self.json_mode) {
+            (Some(path), _) => Some(ResponseFormat::JsonSchema {
+                json_schema: JsonSchemaFormat {
+                    name: None,
+                    schema: read_json(path)?,
+                    strict: Some(true),
+                },
+            }),
+            (None, true) => Some(ResponseFormat::JsonObject),
+            (None, false) => None,
+        })
+    }
+
+    fn grammar(&self) -> Result<Option<Grammar>, String> {
+        match self.response_format()? {
+            Some(format) => format.grammar().map_err(|e| e.to_string()),
+            None => Ok(None),
+        }
+    }
+
+    /// The OpenAI request for `messages` with these formats and the sampling flags.
+    fn request(
+        &self,
+        messages: Vec<ChatMessage>,
+        sampling: &SamplingArgs,
+    ) -> Result<ChatCompletionRequest, String> {
+        let tools: Option<Vec<Tool>> = match &self.tools {
+            Some(path) => Some(serde_json::from_value(read_json(path)?).map_err(|e| format!("{}: {e}", path.display()))?),
+            None => None,
+        };
+        let tool_choice = match self.tool_choice.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            name => ToolChoice::Function(name.to_owned()),
+        };
+        Ok(ChatCompletionRequest {
+            messages,
+            tools,
+            tool_choice: Some(tool_choice),
+            response_format: self.response_format()?,
+            temperature: Some(sampling.temperature),
+            top_p: Some(sampling.top_p),
+            top_k: Some(sampling.top_k),
+            min_p: Some(sampling.min_p),
+            repetition_penalty: Some(sampling.repeat_penalty),
+            presence_penalty: Some(sampling.presence_penalty),
+            frequency_penalty: Some(sampling.frequency_penalty),
+            max_tokens: Some(sampling.max_tokens),
+            seed: sampling.seed,
+            stop: Some(Stop::Many(sampling.stop.clone())),
+            ..ChatCompletionRequest::default()
+        })
     }
 }
 
@@ -239,8 +326,9 @@ fn main() -> ExitCode {
             chat,
             system,
             sampling,
+            format,
             json,
-        } => generate(&run, chat, system.as_deref(), &sampling, json),
+        } => generate(&run, chat, system.as_deref(), &sampling, &format, json),
         Command::Chat {
             model,
             system,
@@ -374,23 +462,10 @@ fn generate(
     chat: bool,
     system: Option<&str>,
     sampling: &SamplingArgs,
+    format: &FormatArgs,
     json: bool,
 ) -> Result<(), String> {
     let mut session = open_session(&run.model, &run.engine)?;
-    let prompt_ids = match (&run.prompt, chat) {
-        (Some(text), true) => {
-            let mut messages: Vec<ChatMessage> = system.map(ChatMessage::system).into_iter().collect();
-            messages.push(ChatMessage::user(text.as_str()));
-            session.chat_prompt(&messages, None).map_err(|e| e.to_string())?
-        }
-        (None, true) => return Err("--chat needs --prompt TEXT".into()),
-        (Some(text), false) => session
-            .tokenizer()
-            .encode(text, false)
-            .map_err(|e| e.to_string())?,
-        (None, false) => run.prompt_ids.clone(),
-    };
-    let params = sampling.params();
     let cancel = CancelFlag::new();
     let mut stream_error = None;
     let mut on_text = |text: &str| {
@@ -398,23 +473,54 @@ fn generate(
             stream_error = write_stdout_flush(text).err();
         }
     };
-    let done = pollster::block_on(session.generate(&prompt_ids, &params, &cancel, &mut on_text))
-        .map_err(|e| e.to_string())?;
+    let (text, tool_calls, finish_reason, done) = if chat {
+        let Some(prompt) = &run.prompt else {
+            return Err("--chat needs --prompt TEXT".into());
+        };
+        let mut messages: Vec<ChatMessage> = system.map(ChatMessage::system).into_iter().collect();
+        messages.push(ChatMessage::user(prompt.as_str()));
+        let request = format.request(messages, sampling)?;
+        let reply = pollster::block_on(session.chat_completion(&request, &cancel, &mut on_text))
+            .map_err(|e| e.to_string())?;
+        (reply.content, reply.tool_calls, reply.finish_reason, reply.completion)
+    } else {
+        if format.tools.is_some() {
+            return Err("--tools needs --chat (tools are declared through the chat template)".into());
+        }
+        let prompt_ids = match &run.prompt {
+            Some(text) => session
+                .tokenizer()
+                .encode(text, false)
+                .map_err(|e| e.to_string())?,
+            None => run.prompt_ids.clone(),
+        };
+        let mut params = sampling.params();
+        params.grammar = format.grammar()?;
+        let done = pollster::block_on(session.generate(&prompt_ids, &params, &cancel, &mut on_text))
+            .map_err(|e| e.to_string())?;
+        (done.text.clone(), Vec::new(), done.finish_reason, done)
+    };
     if let Some(e) = stream_error {
         return Err(e);
     }
     if json {
-        let doc = json!({
+        let mut doc = json!({
             "prompt_ids": done.prompt_ids,
             "generated_ids": done.generated_ids,
-            "text": done.text,
-            "finish_reason": done.finish_reason.as_str(),
+            "text": text,
+            "finish_reason": finish_reason.as_str(),
             "usage": done.usage,
         });
+        if !tool_calls.is_empty() {
+            doc["tool_calls"] = json!(tool_calls);
+        }
         write_stdout(&(doc.to_string() + "\n"))
     } else {
+        for call in &tool_calls {
+            write_stdout(&format!("\n[tool call] {}", json!(call)))?;
+        }
         write_stdout("\n")?;
-        eprintln!("[{} | {}]", done.finish_reason.as_str(), usage_line(&done.usage));
+        eprintln!("[{} | {}]", finish_reason.as_str(), usage_line(&done.usage));
         Ok(())
     }
 }

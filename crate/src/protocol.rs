@@ -111,6 +111,8 @@ pub enum FinishReason {
     Length,
     /// The caller cancelled.
     Abort,
+    /// The reply is tool calls.
+    ToolCalls,
 }
 
 impl FinishReason {
@@ -119,6 +121,7 @@ impl FinishReason {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
             FinishReason::Abort => "abort",
+            FinishReason::ToolCalls => "tool_calls",
         }
     }
 }
@@ -135,6 +138,9 @@ pub struct Usage {
     pub prefill_tokens_per_s: f64,
     /// Generated tokens per second after the first.
     pub decode_tokens_per_s: f64,
+    /// With a grammar: the time computing token masks and advancing the grammar, per token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grammar_ms_per_token: Option<f64>,
 }
 
 /// An OpenAI chat-completion request, with llama.cpp's extra sampling fields (`top_k`, `min_p`,
@@ -161,6 +167,47 @@ pub struct ChatCompletionRequest {
     /// Token id (as a string, as JSON object keys are) → bias.
     pub logit_bias: Option<std::collections::BTreeMap<String, f32>>,
     pub n: Option<usize>,
+    pub response_format: Option<ResponseFormat>,
+    pub tool_choice: Option<crate::tools::ToolChoice>,
+}
+
+/// OpenAI's `response_format`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    Text,
+    JsonObject,
+    JsonSchema { json_schema: JsonSchemaFormat },
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct JsonSchemaFormat {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub schema: serde_json::Value,
+    /// Always strict here: the output is constrained either way.
+    #[serde(default)]
+    pub strict: Option<bool>,
+}
+
+impl ResponseFormat {
+    /// The grammar this format asks for (with JSON laid out as the model writes it).
+    pub fn grammar(&self) -> Result<Option<crate::constraint::Grammar>, InvalidRequest> {
+        use crate::constraint::Grammar;
+        let mut schema = match self {
+            ResponseFormat::Text => return Ok(None),
+            ResponseFormat::JsonObject => serde_json::json!({"type": "object"}),
+            ResponseFormat::JsonSchema { json_schema } => json_schema.schema.clone(),
+        };
+        match &mut schema {
+            serde_json::Value::Object(map) => {
+                map.entry("x-guidance").or_insert_with(crate::tools::json_layout);
+            }
+            serde_json::Value::Bool(_) => {}
+            _ => return Err(InvalidRequest("json_schema.schema is not a JSON Schema object".into())),
+        }
+        Ok(Some(Grammar::JsonSchema(schema)))
+    }
 }
 
 /// `stop`: one string or several.
@@ -219,7 +266,12 @@ impl ChatCompletionRequest {
         sampling
             .validate()
             .map_err(|e| InvalidRequest(e.to_string()))?;
+        let grammar = match &self.response_format {
+            Some(format) => format.grammar()?,
+            None => None,
+        };
         Ok(crate::generation::GenerateParams {
+            grammar,
             sampling,
             max_tokens: self.max_tokens.unwrap_or(Self::DEFAULT_MAX_TOKENS),
             stop: match &self.stop {

@@ -72,6 +72,8 @@ pub struct Tokenizer {
     inner: Mutex<HfTokenizer>,
     /// Each id's raw bytes, as decoding emits them.
     bytes: Vec<Box<[u8]>>,
+    /// Ids of CONTROL tokens (`<|im_end|>`), ascending.
+    control: Vec<u32>,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -175,9 +177,16 @@ impl Tokenizer {
                 _ => byte_level_bytes(text, &table),
             })
             .collect();
+        let control = types
+            .iter()
+            .enumerate()
+            .filter(|&(_, &t)| t == TYPE_CONTROL)
+            .map(|(id, _)| id as u32)
+            .collect();
         Ok(Tokenizer {
             inner: Mutex::new(inner),
             bytes,
+            control,
         })
     }
 
@@ -224,6 +233,11 @@ impl Tokenizer {
     /// `tokenizers` builds (Python's) on the same vocabulary.
     pub fn to_hf_json(&self) -> Result<String, TokenizerError> {
         self.lock().to_string(false).map_err(lib)
+    }
+
+    /// Whether `id` is a CONTROL token (`<|im_start|>`), which text never spells.
+    pub fn is_control(&self, id: u32) -> bool {
+        self.control.binary_search(&id).is_ok()
     }
 
     /// The raw bytes a token decodes to (possibly part of a UTF-8 character).

@@ -1,0 +1,383 @@
+// The engine in this JavaScript realm (page or worker): loads a model through the cache into
+// the wasm WebEngine (headers first, then every tensor byte, streamed) and serves the
+// OpenAI-shaped chat API over it, one request at a time.
+
+import { CancelToken, WebEngine, inspectGgufHeader } from '../pkg/qwen_webgpu.js';
+import { ChunkStream } from './chunk-stream.js';
+import {
+  AbortedError,
+  BadModelError,
+  InvalidRequestError,
+  WebGpuUnavailableError,
+  toQwenWebGpuError,
+} from './errors.js';
+import { CachedModel, type ModelPiece } from './model-cache.js';
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionRequest,
+  ChatCompletionRequestNonStreaming,
+  ChatCompletionRequestStreaming,
+  ChatCompletions,
+  CompletionUsage,
+  Engine,
+  EngineOptions,
+  FinishReason,
+  LoadProgress,
+  RuntimeStats,
+} from './types.js';
+import { createWasmHasher, initWasm } from './wasm.js';
+
+/** First guess at a header's size: Qwen2 vocabularies put it at ~6 MB. */
+const HEADER_PROBE_BYTES = 8 * 1024 * 1024;
+/** Largest slice handed to pushBytes at once (each is copied into wasm memory). */
+const PUSH_BYTES = 8 * 1024 * 1024;
+
+/** `dataRanges()`'s entries: bytes [start, end) of a shard hold tensor data. */
+interface DataRange {
+  shard: number;
+  start: number;
+  end: number;
+}
+
+/** `pushBytes()`'s answer. */
+interface UploadProgress {
+  tensorsDone: number;
+  tensorsTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+/** `chatCompletion()`'s answer. */
+interface WasmCompletion {
+  content: string;
+  finish_reason: FinishReason;
+  generated_ids: number[];
+  usage: CompletionUsage;
+}
+
+/** `stats()`'s answer. */
+type WasmStats = Omit<RuntimeStats, 'lastUsage'>;
+
+/** The request fields the wasm engine reads (everything else stays on this side). */
+const REQUEST_FIELDS = [
+  'messages', 'tools', 'temperature', 'top_p', 'top_k', 'min_p', 'max_tokens', 'seed', 'stop',
+  'presence_penalty', 'frequency_penalty', 'repetition_penalty', 'logit_bias',
+] as const;
+
+/**
+ * Loads a model and returns the engine. Checks WebGPU first, reads each shard's header (from
+ * the cache when stored), opens the GPU, then streams every tensor byte to it.
+ */
+export async function createEngine(options: EngineOptions): Promise<Engine> {
+  const urls = typeof options.model === 'string' ? [options.model] : [...options.model];
+  const sha256 = shardHashes(options.sha256, urls.length);
+  const createOptions = engineCreateOptions(options);
+  const { signal, onProgress } = options;
+  // Checked before any download; TypeScript's DOM library does not declare navigator.gpu yet.
+  if (!globalThis.navigator || !('gpu' in globalThis.navigator) || !globalThis.navigator.gpu) {
+    throw new WebGpuUnavailableError('this browser has no WebGPU (navigator.gpu is missing)');
+  }
+  await initWasm();
+  const model = await CachedModel.open({
+    urls,
+    ...(sha256 ? { sha256 } : {}),
+    createHasher: createWasmHasher,
+    ...(signal ? { signal } : {}),
+  });
+
+  const headers: Uint8Array[] = [];
+  const sizes: number[] = [];
+  for (let shard = 0; shard < urls.length; shard++) {
+    const { bytes, fileSize } = await readHeader(model, shard);
+    headers.push(bytes);
+    sizes.push(fileSize);
+  }
+  let webEngine: WebEngine;
+  try {
+    webEngine = await WebEngine.create(headers, Float64Array.from(sizes), JSON.stringify(createOptions));
+  } catch (error) {
+    throw toQwenWebGpuError(error);
+  }
+  // The engine has parsed the headers: drop our copies (up to a few MiB each) before the upload.
+  headers.length = 0;
+  try {
+    await uploadModel(webEngine, model, onProgress, signal);
+    if (signal?.aborted) throw new AbortedError('model loading was aborted', { cause: signal.reason });
+    await webEngine.finishLoad();
+  } catch (error) {
+    webEngine.free();
+    throw toQwenWebGpuError(error);
+  }
+  return new LocalEngine(webEngine, modelName(model.urls[0] as string));
+}
+
+/** Per-shard expected hashes from the options (one string for a single file). */
+function shardHashes(sha256: EngineOptions['sha256'], shardCount: number): string[] | null {
+  if (sha256 === undefined) return null;
+  const hashes = typeof sha256 === 'string' ? [sha256] : [...sha256];
+  if (hashes.length !== shardCount) {
+    throw new InvalidRequestError(`${hashes.length} SHA-256 values given for ${shardCount} model files`);
+  }
+  return hashes;
+}
+
+function engineCreateOptions(options: EngineOptions): Record<string, number | boolean> {
+  const { contextLength } = options;
+  if (contextLength !== undefined && !(Number.isInteger(contextLength) && contextLength > 0)) {
+    throw new InvalidRequestError(`contextLength must be a positive integer, got ${contextLength}`);
+  }
+  return {
+    ...(contextLength !== undefined ? { contextLength } : {}),
+    disableF16: options.disableF16 === true,
+    disableSubgroups: options.disableSubgroups === true,
+  };
+}
+
+/** The model's name in responses: its (first) file's name. */
+function modelName(url: string): string {
+  const path = new URL(url).pathname;
+  return decodeURIComponent(path.slice(path.lastIndexOf('/') + 1)) || url;
+}
+
+/** The shortest prefix of a shard that holds its whole GGUF header, and the shard's size. */
+async function readHeader(model: CachedModel, shard: number): Promise<{ bytes: Uint8Array; fileSize: number }> {
+  let length = HEADER_PROBE_BYTES;
+  for (;;) {
+    const { bytes, fileSize } = await model.readPrefix(shard, length);
+    let parsed: { need_bytes?: number };
+    try {
+      parsed = JSON.parse(inspectGgufHeader(bytes, fileSize)) as { need_bytes?: number };
+    } catch (error) {
+      throw toQwenWebGpuError(error);
+    }
+    if (parsed.need_bytes === undefined) return { bytes, fileSize };
+    if (parsed.need_bytes > fileSize || parsed.need_bytes <= bytes.byteLength) {
+      throw new BadModelError(
+        `${model.urls[shard]}: the GGUF header needs ${parsed.need_bytes} bytes but the file has ${fileSize}`);
+    }
+    length = parsed.need_bytes;
+  }
+}
+
+/** Streams every byte of the model (cache or network) into the GPU, reporting progress. */
+async function uploadModel(
+  webEngine: WebEngine,
+  model: CachedModel,
+  onProgress: ((progress: LoadProgress) => void) | undefined,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const ranges = JSON.parse(webEngine.dataRanges()) as DataRange[];
+  let upload: UploadProgress = { tensorsDone: 0, tensorsTotal: 0, bytesDone: 0, bytesTotal: 0 };
+  const pieces = model.read((source) => {
+    onProgress?.({ ...source, tensorsDone: upload.tensorsDone, tensorsTotal: upload.tensorsTotal });
+  });
+  for await (const piece of pieces) {
+    for (const [offset, bytes] of tensorSlices(piece, ranges)) {
+      upload = JSON.parse(webEngine.pushBytes(piece.shard, offset, bytes)) as UploadProgress;
+      onProgress?.({ phase: 'upload', ...upload });
+    }
+    if (signal?.aborted) throw new AbortedError('model loading was aborted', { cause: signal.reason });
+  }
+}
+
+/**
+ * The parts of a piece that lie in the tensor data ranges, as (file offset, bytes) slices of at
+ * most PUSH_BYTES: the header and padding never need copying into wasm memory.
+ */
+function* tensorSlices(piece: ModelPiece, ranges: readonly DataRange[]): Generator<[number, Uint8Array]> {
+  const pieceEnd = piece.offset + piece.bytes.byteLength;
+  for (const range of ranges) {
+    if (range.shard !== piece.shard || range.end <= piece.offset || range.start >= pieceEnd) continue;
+    const end = Math.min(range.end, pieceEnd);
+    for (let offset = Math.max(range.start, piece.offset); offset < end; offset += PUSH_BYTES) {
+      const sliceEnd = Math.min(end, offset + PUSH_BYTES);
+      yield [offset, piece.bytes.subarray(offset - piece.offset, sliceEnd - piece.offset)];
+    }
+  }
+}
+
+/**
+ * A request's cancellation: set by its AbortSignal or by leaving its stream, possibly before
+ * the request's turn comes; the wasm CancelToken exists only while the request runs.
+ */
+class Cancellation {
+  private token: CancelToken | null = null;
+  private cancelled = false;
+
+  cancel(): void {
+    this.cancelled = true;
+    this.token?.cancel();
+  }
+
+  attach(token: CancelToken): void {
+    this.token = token;
+    if (this.cancelled) token.cancel();
+  }
+
+  detach(): void {
+    this.token = null;
+  }
+}
+
+class Completions implements ChatCompletions {
+  constructor(private readonly engine: LocalEngine) {}
+
+  create(request: ChatCompletionRequestNonStreaming): Promise<ChatCompletion>;
+  create(request: ChatCompletionRequestStreaming): Promise<AsyncIterableIterator<ChatCompletionChunk>>;
+  create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterableIterator<ChatCompletionChunk>>;
+  create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterableIterator<ChatCompletionChunk>> {
+    return request.stream === true ? this.engine.stream(request) : this.engine.complete(request);
+  }
+}
+
+class LocalEngine implements Engine {
+  readonly chat: { readonly completions: ChatCompletions };
+  private webEngine: WebEngine | null;
+  /** Settles after the last queued operation; each new one chains onto it. */
+  private queue: Promise<void> = Promise.resolve();
+  private running: Cancellation | null = null;
+  private lastUsage: CompletionUsage | null = null;
+  private unloading = false;
+
+  constructor(webEngine: WebEngine, private readonly modelName: string) {
+    this.webEngine = webEngine;
+    this.chat = { completions: new Completions(this) };
+  }
+
+  async complete(request: ChatCompletionRequestNonStreaming): Promise<ChatCompletion> {
+    const requestJson = wasmRequestJson(request);
+    const cancellation = this.cancellationFor(request.signal);
+    const result = await this.run(requestJson, cancellation, () => undefined);
+    return {
+      id: completionId(),
+      object: 'chat.completion',
+      created: unixSeconds(),
+      model: this.modelName,
+      choices: [{
+        index: 0,
+        message: { role: 'assistant', content: result.content },
+        finish_reason: result.finish_reason,
+        logprobs: null,
+      }],
+      usage: result.usage,
+    };
+  }
+
+  async stream(request: ChatCompletionRequestStreaming): Promise<AsyncIterableIterator<ChatCompletionChunk>> {
+    const requestJson = wasmRequestJson(request);
+    const cancellation = this.cancellationFor(request.signal);
+    const id = completionId();
+    const created = unixSeconds();
+    const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finishReason: FinishReason | null): ChatCompletionChunk => ({
+      id,
+      object: 'chat.completion.chunk',
+      created,
+      model: this.modelName,
+      choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }],
+    });
+    const stream = new ChunkStream(() => cancellation.cancel());
+    let first = true;
+    const onDelta = (text: string) => {
+      if (text === '') return;
+      stream.push(chunk(first ? { role: 'assistant', content: text } : { content: text }, null));
+      first = false;
+    };
+    this.run(requestJson, cancellation, onDelta).then(
+      (result) => {
+        stream.push({ ...chunk({}, result.finish_reason), usage: result.usage });
+        stream.end();
+      },
+      (error: unknown) => stream.fail(error),
+    );
+    return stream;
+  }
+
+  resetChat(): Promise<void> {
+    return this.enqueue(() => {
+      this.loaded().resetChat();
+    });
+  }
+
+  runtimeStats(): Promise<RuntimeStats> {
+    return this.enqueue(() => {
+      const stats = JSON.parse(this.loaded().stats()) as WasmStats;
+      return { ...stats, lastUsage: this.lastUsage };
+    });
+  }
+
+  async unload(): Promise<void> {
+    if (this.unloading) return this.queue;
+    this.unloading = true;
+    this.running?.cancel();
+    await this.enqueueAlways(() => {
+      this.webEngine?.free();
+      this.webEngine = null;
+    });
+  }
+
+  /** A request's cancellation, cancelled by its signal (now, if it already fired). */
+  private cancellationFor(signal: AbortSignal | undefined): Cancellation {
+    const cancellation = new Cancellation();
+    if (signal?.aborted) cancellation.cancel();
+    signal?.addEventListener('abort', () => cancellation.cancel(), { once: true });
+    return cancellation;
+  }
+
+  /** Queues one chat completion and resolves to the wasm engine's answer. */
+  private run(requestJson: string, cancellation: Cancellation, onDelta: (text: string) => void): Promise<WasmCompletion> {
+    return this.enqueue(async () => {
+      const engine = this.loaded();
+      const token = new CancelToken();
+      cancellation.attach(token);
+      this.running = cancellation;
+      try {
+        const result = JSON.parse(await engine.chatCompletion(requestJson, onDelta, token)) as WasmCompletion;
+        this.lastUsage = result.usage;
+        return result;
+      } finally {
+        this.running = null;
+        cancellation.detach();
+        token.free();
+      }
+    });
+  }
+
+  /** Runs `task` after every operation queued before it; rejects once unload has begun. */
+  private enqueue<T>(task: () => T | Promise<T>): Promise<T> {
+    if (this.unloading) return Promise.reject(new InvalidRequestError('the engine was unloaded'));
+    return this.enqueueAlways(task);
+  }
+
+  private enqueueAlways<T>(task: () => T | Promise<T>): Promise<T> {
+    const result = this.queue.then(task).catch((error: unknown) => {
+      throw toQwenWebGpuError(error);
+    });
+    this.queue = result.then(() => undefined, () => undefined);
+    return result;
+  }
+
+  /** The wasm engine, unless unload has begun (queued requests then fail instead of running). */
+  private loaded(): WebEngine {
+    if (this.unloading || !this.webEngine) throw new InvalidRequestError('the engine was unloaded');
+    return this.webEngine;
+  }
+}
+
+/** The request as the wasm engine reads it: its fields only (no signal, no stream flag). */
+function wasmRequestJson(request: ChatCompletionRequest): string {
+  if (!Array.isArray(request.messages)) throw new InvalidRequestError('messages must be an array');
+  const fields: Record<string, unknown> = {};
+  for (const name of REQUEST_FIELDS) {
+    if (request[name] !== undefined) fields[name] = request[name];
+  }
+  return JSON.stringify(fields);
+}
+
+function completionId(): string {
+  return `chatcmpl-${crypto.randomUUID()}`;
+}
+
+function unixSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}

@@ -1,0 +1,45 @@
+// The package's public API: the engine (in the page or in a worker), the model cache's
+// management functions, the error classes, and the public types.
+
+export { createEngine } from './engine.js';
+export { createWorkerEngine } from './worker-engine.js';
+export {
+  clearModelCache,
+  deleteCachedModel,
+  listCachedModels,
+  requestPersistentStorage,
+  type CachedModelInfo,
+} from './model-cache.js';
+export {
+  AbortedError,
+  BadModelError,
+  ContextOverflowError,
+  DeviceLostError,
+  DownloadFailedError,
+  IntegrityError,
+  InternalError,
+  InvalidRequestError,
+  QuotaExceededError,
+  QwenWebGpuError,
+  WebGpuUnavailableError,
+  type ErrorCode,
+} from './errors.js';
+export type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionRequest,
+  ChatCompletionRequestBase,
+  ChatCompletionRequestNonStreaming,
+  ChatCompletionRequestStreaming,
+  ChatCompletions,
+  ChatMessage,
+  CompletionUsage,
+  Engine,
+  EngineOptions,
+  FinishReason,
+  LoadProgress,
+  RuntimeStats,
+  TextContentPart,
+  ToolCall,
+  ToolDefinition,
+} from './types.js';

@@ -1,0 +1,169 @@
+// The public shapes of the package: engine options and load progress, the OpenAI/WebLLM-style
+// chat-completion request and response objects, and the Engine interface that both the
+// in-page engine and the worker-backed engine implement.
+
+/** Options of {@link createEngine} (and of createWorkerEngine, less what cannot cross to a worker). */
+export interface EngineOptions {
+  /** The GGUF model: one URL, or the shard URLs of a gguf-split model in order. */
+  model: string | readonly string[];
+  /** SHA-256 (hex) of the model file, or of each shard in order; checked when downloading. */
+  sha256?: string | readonly string[];
+  /** KV-cache length in tokens (default: the engine's choice for the model). */
+  contextLength?: number;
+  /** Use an f32 KV cache even where the adapter has shader-f16. */
+  disableF16?: boolean;
+  /** Use the kernels without subgroup operations even where the adapter has them. */
+  disableSubgroups?: boolean;
+  /** Called as bytes arrive and as tensors reach the GPU. */
+  onProgress?: (progress: LoadProgress) => void;
+  /** Aborts loading; createEngine then rejects with an AbortedError. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Load progress. `phase` says what `bytesDone`/`bytesTotal` count: for 'download' and
+ * 'cache-read', the model file bytes obtained (from the network / from IndexedDB); for 'upload',
+ * the tensor bytes on the GPU. `tensorsDone`/`tensorsTotal` always count tensors on the GPU.
+ */
+export interface LoadProgress {
+  phase: 'download' | 'cache-read' | 'upload';
+  bytesDone: number;
+  bytesTotal: number;
+  tensorsDone: number;
+  tensorsTotal: number;
+}
+
+/** OpenAI's text content part (the models read text only). */
+export interface TextContentPart {
+  type: 'text';
+  text: string;
+}
+
+export interface ToolCall {
+  id?: string;
+  type: 'function';
+  function: { name: string; arguments: string | Record<string, unknown> };
+}
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | 'tool';
+  content: string | TextContentPart[] | null;
+  name?: string;
+  tool_calls?: ToolCall[];
+  /** For `role: 'tool'`: the call this message answers. */
+  tool_call_id?: string;
+}
+
+export interface ToolDefinition {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: Record<string, unknown> };
+}
+
+/** Fields shared by streaming and non-streaming requests. Absent sampling fields take Qwen2.5's defaults; `temperature: 0` is greedy. */
+export interface ChatCompletionRequestBase {
+  messages: ChatMessage[];
+  tools?: ToolDefinition[];
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  max_tokens?: number;
+  seed?: number;
+  stop?: string | string[];
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  repetition_penalty?: number;
+  /** Token id → bias added to its logit. */
+  logit_bias?: Record<string, number>;
+  /** Accepted for OpenAI compatibility; the loaded model answers whatever it says. */
+  model?: string;
+  /** Stops generation within one step; the request then finishes with finish_reason 'abort'. */
+  signal?: AbortSignal;
+}
+
+export interface ChatCompletionRequestNonStreaming extends ChatCompletionRequestBase {
+  stream?: false;
+}
+
+export interface ChatCompletionRequestStreaming extends ChatCompletionRequestBase {
+  stream: true;
+}
+
+export type ChatCompletionRequest = ChatCompletionRequestNonStreaming | ChatCompletionRequestStreaming;
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+/** OpenAI's usage, plus what the KV cache reused and how fast each phase ran. */
+export interface CompletionUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  /** Prompt tokens already in the KV cache (a later chat turn), not computed again. */
+  cached_prompt_tokens: number;
+  prefill_tokens_per_s: number;
+  decode_tokens_per_s: number;
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  /** Unix time in seconds. */
+  created: number;
+  model: string;
+  choices: [{
+    index: 0;
+    message: { role: 'assistant'; content: string };
+    finish_reason: FinishReason;
+    logprobs: null;
+  }];
+  usage: CompletionUsage;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: [{
+    index: 0;
+    /** The first chunk carries the role; the last carries no content. */
+    delta: { role?: 'assistant'; content?: string };
+    finish_reason: FinishReason | null;
+    logprobs: null;
+  }];
+  /** Only on the last chunk. */
+  usage?: CompletionUsage;
+}
+
+export interface RuntimeStats {
+  /** The WebGPU adapter's description. */
+  adapter: string;
+  /** Whether the KV cache is f16 (the adapter has shader-f16 and it was not disabled). */
+  f16: boolean;
+  /** Whether the kernels use subgroup operations. */
+  subgroups: boolean;
+  contextLength: number;
+  /** Tokens the KV cache holds (reused by the next request where its prefix matches). */
+  cachedTokens: number;
+  /** Usage of the last finished request; null before the first. */
+  lastUsage: CompletionUsage | null;
+}
+
+export interface ChatCompletions {
+  create(request: ChatCompletionRequestNonStreaming): Promise<ChatCompletion>;
+  create(request: ChatCompletionRequestStreaming): Promise<AsyncIterableIterator<ChatCompletionChunk>>;
+  create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterableIterator<ChatCompletionChunk>>;
+}
+
+/**
+ * A loaded model. Requests run one at a time in call order; the conversation's KV cache is
+ * kept between requests, so a follow-up turn computes only its new tokens.
+ */
+export interface Engine {
+  readonly chat: { readonly completions: ChatCompletions };
+  /** Forgets the conversation held in the KV cache. */
+  resetChat(): Promise<void>;
+  runtimeStats(): Promise<RuntimeStats>;
+  /** Cancels the running request, fails queued ones, and releases the GPU memory. */
+  unload(): Promise<void>;
+}

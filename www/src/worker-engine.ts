@@ -1,0 +1,166 @@
+// The page side of worker mode: an Engine whose every call is a protocol message to a worker
+// running serveEngineInWorker. Progress callbacks, streams and AbortSignals are carried across
+// as messages; errors come back as the same error classes with the same codes.
+
+import { ChunkStream } from './chunk-stream.js';
+import { InternalError, deserializeError, serializeError } from './errors.js';
+import type { WorkerChatRequest, WorkerRequest, WorkerResponse } from './protocol.js';
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionRequest,
+  ChatCompletionRequestNonStreaming,
+  ChatCompletionRequestStreaming,
+  ChatCompletions,
+  Engine,
+  EngineOptions,
+  RuntimeStats,
+} from './types.js';
+
+type ResponseOf<T extends WorkerResponse['type']> = Extract<WorkerResponse, { type: T }>;
+
+/**
+ * Loads a model in `worker` (a module worker that called serveEngineInWorker) and returns an
+ * engine that forwards to it. One engine per worker.
+ */
+export async function createWorkerEngine(worker: Worker, options: EngineOptions): Promise<Engine> {
+  const engine = new WorkerEngine(worker);
+  await engine.load(options);
+  return engine;
+}
+
+class WorkerCompletions implements ChatCompletions {
+  constructor(private readonly engine: WorkerEngine) {}
+
+  create(request: ChatCompletionRequestNonStreaming): Promise<ChatCompletion>;
+  create(request: ChatCompletionRequestStreaming): Promise<AsyncIterableIterator<ChatCompletionChunk>>;
+  create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterableIterator<ChatCompletionChunk>>;
+  create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterableIterator<ChatCompletionChunk>> {
+    return request.stream === true ? this.engine.stream(request) : this.engine.complete(request);
+  }
+}
+
+class WorkerEngine implements Engine {
+  readonly chat: { readonly completions: ChatCompletions };
+  private nextId = 1;
+  /** Where each open request's responses go, by request id. */
+  private readonly handlers = new Map<number, (response: WorkerResponse) => void>();
+
+  constructor(private readonly worker: Worker) {
+    this.chat = { completions: new WorkerCompletions(this) };
+    worker.addEventListener('message', (event: MessageEvent) => {
+      const response = event.data as WorkerResponse;
+      this.handlers.get(response.id)?.(response);
+    });
+    // The worker script failed (to load, or with an uncaught error): nothing will answer.
+    worker.addEventListener('error', (event: ErrorEvent) => {
+      this.failAll(new InternalError(`the engine worker failed: ${event.message}`));
+    });
+    worker.addEventListener('messageerror', () => {
+      this.failAll(new InternalError('a message from the engine worker could not be read'));
+    });
+  }
+
+  async load(options: EngineOptions): Promise<void> {
+    const { onProgress, signal, model, ...rest } = options;
+    const base = globalThis.location?.href;
+    // Relative URLs mean the page's location, not the worker script's.
+    const urls = (typeof model === 'string' ? [model] : [...model]).map((url) => new URL(url, base).href);
+    const id = this.nextId++;
+    const done = this.request(id, { type: 'load', id, options: { ...rest, model: urls } }, 'loaded', (response) => {
+      if (response.type === 'progress') onProgress?.(response.progress);
+    });
+    this.cancelOnAbort(signal, id);
+    await done;
+  }
+
+  async complete(request: ChatCompletionRequestNonStreaming): Promise<ChatCompletion> {
+    const id = this.nextId++;
+    const { signal, ...rest } = request;
+    const done = this.request(id, { type: 'chat', id, request: rest }, 'completion');
+    this.cancelOnAbort(signal, id);
+    return (await done).completion;
+  }
+
+  async stream(request: ChatCompletionRequestStreaming): Promise<AsyncIterableIterator<ChatCompletionChunk>> {
+    const id = this.nextId++;
+    const { signal, ...rest } = request;
+    const stream = new ChunkStream(() => this.send({ type: 'cancel', id: this.nextId++, target: id }));
+    this.handlers.set(id, (response) => {
+      switch (response.type) {
+        case 'chunk':
+          stream.push(response.chunk);
+          return;
+        case 'stream-end':
+          this.handlers.delete(id);
+          stream.end();
+          return;
+        case 'error':
+          this.handlers.delete(id);
+          stream.fail(deserializeError(response.error));
+          return;
+      }
+    });
+    this.send({ type: 'chat', id, request: rest satisfies WorkerChatRequest });
+    this.cancelOnAbort(signal, id);
+    return stream;
+  }
+
+  async resetChat(): Promise<void> {
+    const id = this.nextId++;
+    await this.request(id, { type: 'reset-chat', id }, 'done');
+  }
+
+  async runtimeStats(): Promise<RuntimeStats> {
+    const id = this.nextId++;
+    return (await this.request(id, { type: 'runtime-stats', id }, 'runtime-stats')).stats;
+  }
+
+  async unload(): Promise<void> {
+    const id = this.nextId++;
+    await this.request(id, { type: 'unload', id }, 'done');
+  }
+
+  /**
+   * Sends a request that ends with one response of type `last` (or an error); the responses
+   * before it go to `onOther`.
+   */
+  private request<T extends WorkerResponse['type']>(
+    id: number,
+    message: WorkerRequest,
+    last: T,
+    onOther?: (response: WorkerResponse) => void,
+  ): Promise<ResponseOf<T>> {
+    return new Promise((resolve, reject) => {
+      this.handlers.set(id, (response) => {
+        if (response.type === last) {
+          this.handlers.delete(id);
+          resolve(response as ResponseOf<T>);
+        } else if (response.type === 'error') {
+          this.handlers.delete(id);
+          reject(deserializeError(response.error));
+        } else {
+          onOther?.(response);
+        }
+      });
+      this.send(message);
+    });
+  }
+
+  private cancelOnAbort(signal: AbortSignal | undefined, target: number): void {
+    if (!signal) return;
+    const cancel = () => this.send({ type: 'cancel', id: this.nextId++, target });
+    if (signal.aborted) cancel();
+    else signal.addEventListener('abort', cancel, { once: true });
+  }
+
+  private send(message: WorkerRequest): void {
+    this.worker.postMessage(message);
+  }
+
+  /** Ends every open request with `error`. */
+  private failAll(error: InternalError): void {
+    const serialized = serializeError(error);
+    for (const [id, handler] of [...this.handlers]) handler({ type: 'error', id, error: serialized });
+  }
+}

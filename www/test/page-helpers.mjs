@@ -1,0 +1,129 @@
+// Browser-side helpers the tests import into the test page: reading a model through the cache
+// module with an independent digest of what came out, loading an engine while recording its
+// progress, collecting a stream, and errors as plain data (class identity does not cross
+// page.evaluate).
+
+import * as qwen from '../dist/index.js';
+import { CachedModel } from '../dist/model-cache.js';
+import { createTestHasher } from './sha256.mjs';
+
+/** An error as data: its class, code and fields. */
+export function describeError(error) {
+  return {
+    className: error?.constructor?.name,
+    isQwenError: error instanceof qwen.QwenWebGpuError,
+    name: error?.name,
+    code: error?.code,
+    message: String(error?.message ?? error),
+    neededBytes: error?.neededBytes,
+    freeBytes: error?.freeBytes,
+  };
+}
+
+/**
+ * Reads every byte of a model through CachedModel and returns their SHA-256 (computed here,
+ * independently of the cache's own check), the byte count and the phases reported.
+ */
+export async function readModel({ urls, sha256, chunkBytes, withHasher = true }) {
+  try {
+    const model = await CachedModel.open({
+      urls,
+      ...(sha256 ? { sha256 } : {}),
+      ...(chunkBytes ? { chunkBytes } : {}),
+      ...(withHasher ? { createHasher: createTestHasher } : {}),
+    });
+    const wasComplete = model.complete;
+    const digests = urls.map(() => createTestHasher());
+    const sizes = urls.map(() => 0);
+    const phases = [];
+    for await (const piece of model.read((progress) => {
+      if (phases.at(-1) !== progress.phase) phases.push(progress.phase);
+    })) {
+      if (piece.offset !== sizes[piece.shard]) throw new Error(`shard ${piece.shard}: piece at ${piece.offset}, expected ${sizes[piece.shard]}`);
+      digests[piece.shard].update(piece.bytes);
+      sizes[piece.shard] += piece.bytes.byteLength;
+    }
+    return { ok: true, wasComplete, complete: model.complete, sizes, sha256: digests.map((d) => d.finishHex()), phases };
+  } catch (error) {
+    return { ok: false, error: describeError(error) };
+  }
+}
+
+/** Chunk records stored in the cache's database, counted directly (not through the module). */
+export async function storedChunkCount() {
+  const db = await new Promise((resolve, reject) => {
+    const request = indexedDB.open('qwen-webgpu-model-cache');
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  try {
+    if (!db.objectStoreNames.contains('chunks')) return 0;
+    return await new Promise((resolve, reject) => {
+      const request = db.transaction('chunks').objectStore('chunks').count();
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Loads an engine (the page's own, or through a worker when `workerUrl` is given) into
+ * globalThis.engine, aborting the load after `abortAfterMs` when given. Returns the phases
+ * seen, the last progress, and how long model bytes took from their source to the GPU (first
+ * progress event to last upload event).
+ */
+export async function loadEngine(options, workerUrl, abortAfterMs) {
+  const phases = [];
+  let first = null;
+  let lastUpload = null;
+  let last = null;
+  const onProgress = (progress) => {
+    const now = performance.now();
+    first ??= now;
+    if (phases.at(-1) !== progress.phase) phases.push(progress.phase);
+    if (progress.phase === 'upload') lastUpload = now;
+    last = progress;
+  };
+  const controller = new AbortController();
+  if (abortAfterMs !== undefined) setTimeout(() => controller.abort(), abortAfterMs);
+  const started = performance.now();
+  try {
+    const engineOptions = { ...options, onProgress, signal: controller.signal };
+    globalThis.engine = workerUrl
+      ? await qwen.createWorkerEngine(new Worker(workerUrl, { type: 'module' }), engineOptions)
+      : await qwen.createEngine(engineOptions);
+  } catch (error) {
+    return { ok: false, error: describeError(error), phases };
+  }
+  const loadMs = performance.now() - started;
+  const streamMs = lastUpload !== null && first !== null ? lastUpload - first : null;
+  return { ok: true, phases, last, loadMs, streamMs };
+}
+
+/** Runs a streaming request on globalThis.engine; returns the text, chunks and final chunk. */
+export async function collectStream(request, { abortAfterChunks } = {}) {
+  const controller = new AbortController();
+  try {
+    const stream = await globalThis.engine.chat.completions.create({ ...request, stream: true, signal: controller.signal });
+    const chunks = [];
+    for await (const chunk of stream) {
+      chunks.push(chunk);
+      if (abortAfterChunks !== undefined && chunks.length === abortAfterChunks) controller.abort();
+    }
+    const text = chunks.map((c) => c.choices[0].delta.content ?? '').join('');
+    return { ok: true, text, chunks, last: chunks.at(-1) };
+  } catch (error) {
+    return { ok: false, error: describeError(error) };
+  }
+}
+
+/** Runs a non-streaming request on globalThis.engine. */
+export async function complete(request) {
+  try {
+    return { ok: true, completion: await globalThis.engine.chat.completions.create(request) };
+  } catch (error) {
+    return { ok: false, error: describeError(error) };
+  }
+}
