@@ -3,6 +3,7 @@
 
 export { createEngine } from './engine.js';
 export { createWorkerEngine } from './worker-engine.js';
+export { serveEngineInWorker } from './worker.js';
 export {
   clearModelCache,
   deleteCachedModel,

@@ -288,11 +288,11 @@ async function requestRange(url: string, start: number, end: number | null, sign
   }
   const { status } = response;
   if (status === 408 || status === 429 || status >= 500) {
-    await response.body?.cancel();
+    discardBody(response);
     throw new TransientDownloadError(`${url}: HTTP ${status}`, status);
   }
   if (status !== 200 && status !== 206) {
-    await response.body?.cancel();
+    discardBody(response);
     throw new DownloadFailedError(`${url}: HTTP ${status} ${response.statusText}`.trim(), url, status);
   }
   if (!response.body) throw new DownloadFailedError(`${url}: the response has no body`, url, status);
@@ -304,14 +304,14 @@ async function requestRange(url: string, start: number, end: number | null, sign
   if (status === 206) {
     const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(response.headers.get('Content-Range') ?? '');
     if (!range) {
-      await response.body.cancel();
+      discardBody(response);
       throw new DownloadFailedError(`${url}: a 206 response without a valid Content-Range`, url, status);
     }
     bodyStart = Number(range[1]);
     fileSize = range[3] === '*' ? null : Number(range[3]);
     const declared = Number(range[2]) - bodyStart + 1;
     if (contentLength !== null && contentLength !== declared) {
-      await response.body.cancel();
+      discardBody(response);
       throw new IntegrityError(`${url}: Content-Length ${contentLength} disagrees with Content-Range ${range[0]}`, url);
     }
   }
@@ -321,6 +321,11 @@ async function requestRange(url: string, start: number, end: number | null, sign
     fileSize,
     validator: responseValidator(response),
   };
+}
+
+/** Drops a response's body unread; failing to cancel a body we do not want changes nothing. */
+function discardBody(response: Response): void {
+  response.body?.cancel().catch(() => undefined);
 }
 
 function parseLength(header: string | null): number | null {

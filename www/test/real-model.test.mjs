@@ -1,7 +1,7 @@
 // The real test model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M) in Chromium: one load (download with
 // SHA-256 check into IndexedDB, then to the GPU) and one greedy chat that must reproduce
-// llama.cpp's reply from tests/fixtures/golden/chat_completion.json. SwiftShader runs WebGPU on
-// the CPU, so this takes minutes.
+// llama.cpp's reply from tests/fixtures/golden/chat_completion.json (SwiftShader runs WebGPU on
+// the CPU, so this takes minutes); then a second load, from IndexedDB, for its throughput.
 
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -47,5 +47,17 @@ test(`(h) the real model's greedy reply to ${GOLDEN_CASE} equals llama.cpp's`, {
     assert.equal(completion.choices[0].message.content, golden.text);
     assert.equal(completion.choices[0].finish_reason, 'stop');
     assert.equal(completion.usage.prompt_tokens, golden.prompt_ids.length);
+  });
+});
+
+test('(h) a second load of the real model comes from IndexedDB', { timeout: 5 * 60 * 1000 }, async (t) => {
+  await suite.withPage(t, async (page) => {
+    suite.server.clearLog();
+    const loaded = await helpers(page, 'loadEngine', { model: REAL_MODEL.url, sha256: REAL_MODEL.sha256 });
+    assert.equal(loaded.ok, true, `load failed: ${JSON.stringify(loaded.error)}`);
+    assert.deepEqual(loaded.phases.filter((p) => p !== 'upload'), ['cache-read']);
+    assert.deepEqual(suite.server.requestsFor(REAL_MODEL.url), []);
+    const mb = REAL_MODEL.size / 1e6;
+    t.diagnostic(`real model IndexedDB → GPU: ${mb.toFixed(1)} MB in ${loaded.streamMs.toFixed(0)} ms = ${(mb / (loaded.streamMs / 1000)).toFixed(1)} MB/s (whole load ${(loaded.loadMs / 1000).toFixed(1)} s)`);
   });
 });
