@@ -89,3 +89,162 @@ fn unsupported_keywords_are_named() {
     let err = vocab.constraint(&grammar).unwrap_err().to_string();
     assert!(err.contains("unevaluatedProperties"), "{err}");
 }
+
+mod on_the_real_model {
+    use super::*;
+    use qwen_webgpu::engine::EngineOptions;
+    use qwen_webgpu::generation::{CancelFlag, ChatReply, Session};
+    use qwen_webgpu::gpu::GpuOptions;
+    use qwen_webgpu::native::load_engine;
+    use qwen_webgpu::protocol::{ChatCompletionRequest, ChatMessage, FinishReason, Role, Tool};
+    use qwen_webgpu::tools::ToolChoice;
+
+    fn session() -> Session {
+        let path = support::real_model();
+        let (model, _) = open_model(&path).unwrap();
+        let options = EngineOptions {
+            context_length: 512,
+            prefill_chunk: 64,
+        };
+        let engine = load_engine(&path, &GpuOptions::default(), &options).unwrap();
+        Session::new(engine, &model).unwrap()
+    }
+
+    fn ask(s: &mut Session, request: &ChatCompletionRequest) -> (ChatReply, String) {
+        let mut streamed = String::new();
+        let reply = pollster::block_on(s.chat_completion(request, &CancelFlag::new(), &mut |t| {
+            streamed.push_str(t)
+        }))
+        .unwrap();
+        (reply, streamed)
+    }
+
+    fn request(prompt: &str, schema: &Value, temperature: f32, seed: u64) -> ChatCompletionRequest {
+        ChatCompletionRequest {
+            messages: vec![ChatMessage::user(prompt)],
+            response_format: Some(ResponseFormat::JsonSchema {
+                json_schema: JsonSchemaFormat {
+                    name: None,
+                    schema: schema.clone(),
+                    strict: Some(true),
+                },
+            }),
+            temperature: Some(temperature),
+            top_p: Some(1.0),
+            top_k: Some(0),
+            repetition_penalty: Some(1.0),
+            seed: Some(seed),
+            max_tokens: Some(400),
+            ..ChatCompletionRequest::default()
+        }
+    }
+
+    /// Every curated schema greedily; sampled at temperature 1.0 with three seeds for the
+    /// schemas `QWEN_JSON_SAMPLED` names (default: four of them, to bound CI time; `all` runs
+    /// every schema, as reported in the README).
+    #[test]
+    fn outputs_parse_and_validate() {
+        let doc: Value = serde_json::from_str(
+            &std::fs::read_to_string(support::repo_root().join("tests/fixtures/json/cases.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        let sampled = std::env::var("QWEN_JSON_SAMPLED")
+            .unwrap_or_else(|_| "person,zh_product,todo_list,http_request".into());
+        let mut s = session();
+        let mut runs = 0;
+        let mut mask_ms = Vec::new();
+        for case in doc["cases"].as_array().unwrap() {
+            let name = case["name"].as_str().unwrap();
+            let prompt = case["prompt"].as_str().unwrap();
+            let schema = &case["schema"];
+            let validator = jsonschema::validator_for(schema).unwrap();
+            let mut settings = vec![(0.0, 0)];
+            if sampled == "all" || sampled.split(',').any(|n| n == name) {
+                settings.extend([(1.0, 1), (1.0, 2), (1.0, 3)]);
+            }
+            for (temperature, seed) in settings {
+                let (reply, streamed) = ask(&mut s, &request(prompt, schema, temperature, seed));
+                let what = format!("{name} t={temperature} seed={seed}: {:?}", reply.content);
+                assert_eq!(reply.finish_reason, FinishReason::Stop, "{what}");
+                assert_eq!(streamed, reply.content, "{what}");
+                let value: Value = serde_json::from_str(&reply.content).expect(&what);
+                let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
+                assert!(errors.is_empty(), "{what}: {errors:?}");
+                mask_ms.push(reply.completion.usage.grammar_ms_per_token.unwrap());
+                runs += 1;
+                println!("{what}");
+            }
+        }
+        mask_ms.sort_by(f64::total_cmp);
+        println!(
+            "{runs} constrained generations valid; grammar ms/token median {:.3}, max {:.3}",
+            mask_ms[mask_ms.len() / 2],
+            mask_ms[mask_ms.len() - 1]
+        );
+    }
+
+    #[test]
+    fn tool_call_round_trip() {
+        let tools: Vec<Tool> = serde_json::from_value(serde_json::json!([
+            {"type": "function", "function": {
+                "name": "get_weather",
+                "description": "Get the current weather for a city.",
+                "parameters": {"type": "object",
+                    "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}},
+                    "required": ["city"]}}},
+            {"type": "function", "function": {
+                "name": "search_code",
+                "description": "Search the code base.",
+                "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}}}
+        ]))
+        .unwrap();
+        let mut s = session();
+        let mut messages = vec![ChatMessage::user("What is the weather in Paris right now?")];
+        let call_request = ChatCompletionRequest {
+            messages: messages.clone(),
+            tools: Some(tools.clone()),
+            tool_choice: Some(ToolChoice::Required),
+            temperature: Some(0.0),
+            max_tokens: Some(100),
+            ..ChatCompletionRequest::default()
+        };
+        let (reply, streamed) = ask(&mut s, &call_request);
+        assert_eq!(reply.finish_reason, FinishReason::ToolCalls, "{reply:?}");
+        assert_eq!(streamed, "", "calls are not streamed as text");
+        assert_eq!(reply.tool_calls.len(), 1, "{reply:?}");
+        let call = &reply.tool_calls[0];
+        assert_eq!(call.function.name, "get_weather");
+        let args: Value = serde_json::from_str(call.function.arguments.as_str().unwrap()).unwrap();
+        let schema = tools[0].function.parameters.clone().unwrap();
+        assert!(jsonschema::is_valid(&schema, &args), "{args}");
+        assert!(args["city"].as_str().unwrap().contains("Paris"), "{args}");
+
+        // The tool's result goes back; the model answers in text.
+        messages.push(ChatMessage {
+            role: Role::Assistant,
+            content: Some(reply.content.clone()),
+            tool_calls: Some(reply.tool_calls.clone()),
+            tool_call_id: None,
+            name: None,
+        });
+        messages.push(ChatMessage {
+            tool_call_id: call.id.clone(),
+            ..ChatMessage::new(Role::Tool, "{\"temperature_c\": 18, \"condition\": \"cloudy\"}")
+        });
+        let answer_request = ChatCompletionRequest {
+            messages,
+            tools: Some(tools),
+            tool_choice: Some(ToolChoice::Auto),
+            temperature: Some(0.0),
+            max_tokens: Some(60),
+            ..ChatCompletionRequest::default()
+        };
+        let (answer, _) = ask(&mut s, &answer_request);
+        assert_eq!(answer.finish_reason, FinishReason::Stop, "{answer:?}");
+        assert!(answer.tool_calls.is_empty(), "{answer:?}");
+        assert!(answer.content.contains("18"), "{:?}", answer.content);
+        // The second turn reused the first turn's cache.
+        assert!(answer.completion.usage.cached_prompt_tokens > 100, "{:?}", answer.completion.usage);
+    }
+}
