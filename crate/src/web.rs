@@ -13,6 +13,7 @@ use serde::Deserialize;
 use sha2::Digest;
 use wasm_bindgen::prelude::*;
 
+use crate::constraint::ConstraintError;
 use crate::engine::{EngineError, EngineOptions, WeightLoader};
 use crate::generation::{CancelFlag, GenerationError, Session};
 use crate::gguf::{parse_header, GgufModel, HeaderParse, Limits};
@@ -45,7 +46,10 @@ fn generation_error(e: &GenerationError) -> JsValue {
         GenerationError::PromptTooLong { .. } => js_error("context-overflow", e),
         GenerationError::Template(_)
         | GenerationError::InvalidParam(_)
+        | GenerationError::InvalidRequest(_)
+        | GenerationError::Constraint(ConstraintError::Compile(_))
         | GenerationError::EmptyPrompt => js_error("invalid-request", e),
+        GenerationError::Constraint(ConstraintError::Runtime(_)) => js_error("internal", e),
         GenerationError::Tokenizer(_) => js_error("internal", e),
     }
 }
@@ -245,9 +249,11 @@ impl WebEngine {
         }
     }
 
-    /// Runs an OpenAI chat request (JSON) and resolves to JSON `{"content", "finish_reason",
-    /// "generated_ids", "usage"}`; `on_delta` receives the text as it streams. The session
-    /// keeps its KV cache, so the next request reuses the shared prefix.
+    /// Runs an OpenAI chat request (JSON: messages, sampling fields, `response_format`, `tools`,
+    /// `tool_choice`) and resolves to JSON `{"content", "tool_calls", "finish_reason",
+    /// "generated_ids", "usage"}`; `on_delta` receives the text as it streams (tool calls are
+    /// not streamed). The session keeps its KV cache, so the next request reuses the shared
+    /// prefix.
     #[wasm_bindgen(js_name = chatCompletion)]
     pub fn chat_completion(
         &self,
@@ -260,9 +266,6 @@ impl WebEngine {
         wasm_bindgen_futures::future_to_promise(async move {
             let request: ChatCompletionRequest = serde_json::from_str(&request_json)
                 .map_err(|e| js_error("invalid-request", e))?;
-            let params = request
-                .generate_params()
-                .map_err(|e| js_error("invalid-request", e))?;
             let mut state = state.try_borrow_mut().map_err(|_| Self::busy())?;
             let State::Ready(session) = &mut *state else {
                 return Err(js_error("internal", "the model has not finished loading"));
@@ -271,21 +274,16 @@ impl WebEngine {
                 // A throwing callback must not stop generation half-way through the cache.
                 let _ = on_delta.call1(&JsValue::NULL, &JsValue::from_str(text));
             };
-            let done = session
-                .chat(
-                    &request.messages,
-                    request.tools.as_deref(),
-                    &params,
-                    &cancel,
-                    &mut on_text,
-                )
+            let reply = session
+                .chat_completion(&request, &cancel, &mut on_text)
                 .await
                 .map_err(|e| generation_error(&e))?;
             let result = serde_json::json!({
-                "content": done.text,
-                "finish_reason": done.finish_reason.as_str(),
-                "generated_ids": done.generated_ids,
-                "usage": done.usage,
+                "content": reply.content,
+                "tool_calls": reply.tool_calls,
+                "finish_reason": reply.finish_reason.as_str(),
+                "generated_ids": reply.completion.generated_ids,
+                "usage": reply.completion.usage,
             });
             Ok(JsValue::from_str(&result.to_string()))
         })
