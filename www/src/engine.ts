@@ -4,6 +4,7 @@
 
 import { CancelToken, WebEngine, inspectGgufHeader } from '../pkg/qwen_webgpu.js';
 import { ChunkStream } from './chunk-stream.js';
+import { Completions, type CompletionBackend } from './completions.js';
 import {
   AbortedError,
   BadModelError,
@@ -13,6 +14,7 @@ import {
 } from './errors.js';
 import { CachedModel, type ModelPiece } from './model-cache.js';
 import type {
+  AssistantToolCall,
   ChatCompletion,
   ChatCompletionChunk,
   ChatCompletionRequest,
@@ -48,9 +50,10 @@ interface UploadProgress {
   bytesTotal: number;
 }
 
-/** `chatCompletion()`'s answer. */
+/** `chatCompletion()`'s answer (`tool_calls`: empty, or absent from engines without tools). */
 interface WasmCompletion {
   content: string;
+  tool_calls?: AssistantToolCall[];
   finish_reason: FinishReason;
   generated_ids: number[];
   usage: CompletionUsage;
@@ -58,12 +61,6 @@ interface WasmCompletion {
 
 /** `stats()`'s answer. */
 type WasmStats = Omit<RuntimeStats, 'lastUsage'>;
-
-/** The request fields the wasm engine reads (everything else stays on this side). */
-const REQUEST_FIELDS = [
-  'messages', 'tools', 'temperature', 'top_p', 'top_k', 'min_p', 'max_tokens', 'seed', 'stop',
-  'presence_penalty', 'frequency_penalty', 'repetition_penalty', 'logit_bias',
-] as const;
 
 /**
  * Loads a model and returns the engine. Checks WebGPU first, reads each shard's header (from
@@ -220,18 +217,7 @@ class Cancellation {
   }
 }
 
-class Completions implements ChatCompletions {
-  constructor(private readonly engine: LocalEngine) {}
-
-  create(request: ChatCompletionRequestNonStreaming): Promise<ChatCompletion>;
-  create(request: ChatCompletionRequestStreaming): Promise<AsyncIterableIterator<ChatCompletionChunk>>;
-  create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterableIterator<ChatCompletionChunk>>;
-  create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterableIterator<ChatCompletionChunk>> {
-    return request.stream === true ? this.engine.stream(request) : this.engine.complete(request);
-  }
-}
-
-class LocalEngine implements Engine {
+class LocalEngine implements Engine, CompletionBackend {
   readonly chat: { readonly completions: ChatCompletions };
   private webEngine: WebEngine | null;
   /** Settles after the last queued operation; each new one chains onto it. */
@@ -256,7 +242,11 @@ class LocalEngine implements Engine {
       model: this.modelName,
       choices: [{
         index: 0,
-        message: { role: 'assistant', content: result.content },
+        message: {
+          role: 'assistant',
+          content: result.content,
+          ...(result.tool_calls?.length ? { tool_calls: result.tool_calls } : {}),
+        },
         finish_reason: result.finish_reason,
         logprobs: null,
       }],
@@ -285,7 +275,8 @@ class LocalEngine implements Engine {
     };
     this.run(requestJson, cancellation, onDelta).then(
       (result) => {
-        stream.push({ ...chunk({}, result.finish_reason), usage: result.usage });
+        const toolCalls = result.tool_calls?.map((call, index) => ({ index, ...call })) ?? [];
+        stream.push({ ...chunk(toolCalls.length ? { tool_calls: toolCalls } : {}, result.finish_reason), usage: result.usage });
         stream.end();
       },
       (error: unknown) => stream.fail(error),
@@ -364,13 +355,13 @@ class LocalEngine implements Engine {
   }
 }
 
-/** The request as the wasm engine reads it: its fields only (no signal, no stream flag). */
+/**
+ * The request as the wasm engine reads it: every OpenAI field (it ignores those it has no use
+ * for), less what only this side handles (the signal, the stream flag).
+ */
 function wasmRequestJson(request: ChatCompletionRequest): string {
   if (!Array.isArray(request.messages)) throw new InvalidRequestError('messages must be an array');
-  const fields: Record<string, unknown> = {};
-  for (const name of REQUEST_FIELDS) {
-    if (request[name] !== undefined) fields[name] = request[name];
-  }
+  const { signal: _signal, stream: _stream, ...fields } = request;
   return JSON.stringify(fields);
 }
 

@@ -26,6 +26,7 @@ export {
   type ErrorCode,
 } from './errors.js';
 export type {
+  AssistantToolCall,
   ChatCompletion,
   ChatCompletionChunk,
   ChatCompletionRequest,
@@ -39,8 +40,10 @@ export type {
   EngineOptions,
   FinishReason,
   LoadProgress,
+  ResponseFormat,
   RuntimeStats,
   TextContentPart,
   ToolCall,
+  ToolChoice,
   ToolDefinition,
 } from './types.js';

@@ -493,6 +493,8 @@ export class CachedModel {
     // Tell the caller the total (and where the bytes will come from) before the first chunk.
     onProgress?.({ phase: storedBytes > 0 ? 'cache-read' : 'download', bytesDone: 0, bytesTotal });
     let bytesDone = 0;
+    /** Whether a complete entry's shard got its first recorded hash (it was stored without one). */
+    let hashLearned = false;
     for (let shard = 0; shard < this.urls.length; shard++) {
       const shardStart = bytesDone;
       const record = manifest.shards[shard] as ShardRecord;
@@ -523,13 +525,14 @@ export class CachedModel {
             throw new IntegrityError(
               `${record.url}: SHA-256 is ${actual}, expected ${expected}; the cached copy was deleted`, record.url);
           }
+          hashLearned ||= record.sha256 === null && manifest.complete;
           record.sha256 = actual;
         }
       } finally {
         hasher?.free?.();
       }
     }
-    if (!manifest.complete) {
+    if (!manifest.complete || hashLearned) {
       manifest.complete = true;
       await this.writeManifest(manifest);
     }

@@ -59,15 +59,28 @@ export interface ToolDefinition {
   function: { name: string; description?: string; parameters?: Record<string, unknown> };
 }
 
+/** OpenAI's `tool_choice`: whether (and which) tools the reply must call. */
+export type ToolChoice = 'auto' | 'none' | 'required' | { type: 'function'; function: { name: string } };
+
+/** OpenAI's `response_format`: JSON formats constrain the output to valid JSON (of the schema). */
+export type ResponseFormat =
+  | { type: 'text' }
+  | { type: 'json_object' }
+  | { type: 'json_schema'; json_schema: { name?: string; schema: Record<string, unknown>; strict?: boolean } };
+
 /** Fields shared by streaming and non-streaming requests. Absent sampling fields take Qwen2.5's defaults; `temperature: 0` is greedy. */
 export interface ChatCompletionRequestBase {
   messages: ChatMessage[];
   tools?: ToolDefinition[];
+  tool_choice?: ToolChoice;
+  response_format?: ResponseFormat;
   temperature?: number;
   top_p?: number;
   top_k?: number;
   min_p?: number;
   max_tokens?: number;
+  /** OpenAI's newer name for `max_tokens`. */
+  max_completion_tokens?: number;
   seed?: number;
   stop?: string | string[];
   presence_penalty?: number;
@@ -91,7 +104,14 @@ export interface ChatCompletionRequestStreaming extends ChatCompletionRequestBas
 
 export type ChatCompletionRequest = ChatCompletionRequestNonStreaming | ChatCompletionRequestStreaming;
 
-export type FinishReason = 'stop' | 'length' | 'abort';
+export type FinishReason = 'stop' | 'length' | 'abort' | 'tool_calls';
+
+/** A tool call the model made: `arguments` is its JSON text, as OpenAI sends it. */
+export interface AssistantToolCall {
+  id?: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
 
 /** OpenAI's usage, plus what the KV cache reused and how fast each phase ran. */
 export interface CompletionUsage {
@@ -112,7 +132,8 @@ export interface ChatCompletion {
   model: string;
   choices: [{
     index: 0;
-    message: { role: 'assistant'; content: string };
+    /** `tool_calls` is present when the reply is tool calls (finish_reason 'tool_calls'); `content` is then the text before them. */
+    message: { role: 'assistant'; content: string; tool_calls?: AssistantToolCall[] };
     finish_reason: FinishReason;
     logprobs: null;
   }];
@@ -126,8 +147,8 @@ export interface ChatCompletionChunk {
   model: string;
   choices: [{
     index: 0;
-    /** The first chunk carries the role; the last carries no content. */
-    delta: { role?: 'assistant'; content?: string };
+    /** The first chunk carries the role; the last carries no content, and the tool calls, if any (they are not streamed). */
+    delta: { role?: 'assistant'; content?: string; tool_calls?: (AssistantToolCall & { index: number })[] };
     finish_reason: FinishReason | null;
     logprobs: null;
   }];

@@ -3,12 +3,12 @@
 // as messages; errors come back as the same error classes with the same codes.
 
 import { ChunkStream } from './chunk-stream.js';
+import { Completions, type CompletionBackend } from './completions.js';
 import { InternalError, deserializeError, serializeError } from './errors.js';
 import type { WorkerChatRequest, WorkerRequest, WorkerResponse } from './protocol.js';
 import type {
   ChatCompletion,
   ChatCompletionChunk,
-  ChatCompletionRequest,
   ChatCompletionRequestNonStreaming,
   ChatCompletionRequestStreaming,
   ChatCompletions,
@@ -29,25 +29,14 @@ export async function createWorkerEngine(worker: Worker, options: EngineOptions)
   return engine;
 }
 
-class WorkerCompletions implements ChatCompletions {
-  constructor(private readonly engine: WorkerEngine) {}
-
-  create(request: ChatCompletionRequestNonStreaming): Promise<ChatCompletion>;
-  create(request: ChatCompletionRequestStreaming): Promise<AsyncIterableIterator<ChatCompletionChunk>>;
-  create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterableIterator<ChatCompletionChunk>>;
-  create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterableIterator<ChatCompletionChunk>> {
-    return request.stream === true ? this.engine.stream(request) : this.engine.complete(request);
-  }
-}
-
-class WorkerEngine implements Engine {
+class WorkerEngine implements Engine, CompletionBackend {
   readonly chat: { readonly completions: ChatCompletions };
   private nextId = 1;
   /** Where each open request's responses go, by request id. */
   private readonly handlers = new Map<number, (response: WorkerResponse) => void>();
 
   constructor(private readonly worker: Worker) {
-    this.chat = { completions: new WorkerCompletions(this) };
+    this.chat = { completions: new Completions(this) };
     worker.addEventListener('message', (event: MessageEvent) => {
       const response = event.data as WorkerResponse;
       this.handlers.get(response.id)?.(response);

@@ -63,7 +63,7 @@ test('(c) an interrupted download resumes with a Range request, and the model th
     suite.server.cutAt(tiny.url, 10_000_000);
     const loaded = await helpers(page, 'loadEngine', { model: tiny.url, sha256: tiny.sha256 });
     assertLoaded(loaded);
-    assert.deepEqual(loaded.phases.filter((p) => p !== 'upload'), ['download']);
+    assert.deepEqual(loaded.sources, ['download']);
     const requests = suite.server.requestsFor(tiny.url);
     // The header probe, the download cut at 10 MB, and its resumption from the first unstored
     // chunk (the tiny model is one 32 MiB chunk, so byte 0) that carries the rest.
@@ -89,7 +89,7 @@ test('(b) a second load comes from IndexedDB without any request for the model',
     suite.server.clearLog();
     const loaded = await helpers(page, 'loadEngine', { model: tiny.url, sha256: tiny.sha256 });
     assertLoaded(loaded);
-    assert.deepEqual(loaded.phases.filter((p) => p !== 'upload'), ['cache-read']);
+    assert.deepEqual(loaded.sources, ['cache-read']);
     assert.deepEqual(suite.server.requestsFor(tiny.url), []);
     const mbPerS = tiny.size / 1e6 / (loaded.streamMs / 1000);
     t.diagnostic(`tiny model IndexedDB → GPU: ${(tiny.size / 1e6).toFixed(1)} MB in ${loaded.streamMs.toFixed(0)} ms = ${mbPerS.toFixed(1)} MB/s (whole load ${loaded.loadMs.toFixed(0)} ms)`);

@@ -190,6 +190,22 @@ test('a complete entry is not trusted for a different expected SHA-256: it is fe
   });
 });
 
+test('an entry stored without a hasher is checked against an expected SHA-256 from the cache, which then records it', async (t) => {
+  await suite.withPage(t, async (page) => {
+    await startCold(page);
+    assert.equal((await readModel(page, { urls: [model().url], withHasher: false })).ok, true);
+    suite.server.clearLog();
+    const checked = await readModel(page, { urls: [model().url], sha256: [model().sha256] });
+    assert.equal(checked.ok, true, JSON.stringify(checked));
+    assert.deepEqual(checked.phases, ['cache-read']);
+    assert.deepEqual(suite.server.requestsFor(model().url), []);
+    // The recorded hash now marks the entry stale for another expected hash: it is fetched again.
+    const other = await readModel(page, { urls: [model().url], sha256: ['cd'.repeat(32)] });
+    assert.equal(other.error.code, 'integrity');
+    assert.equal(suite.server.requestsFor(model().url).length, 2);
+  });
+});
+
 test('too little free storage fails with quota-exceeded before any model byte is fetched', async (t) => {
   await suite.withPage(t, async (page) => {
     await startCold(page);

@@ -70,20 +70,20 @@ export async function storedChunkCount() {
 
 /**
  * Loads an engine (the page's own, or through a worker when `workerUrl` is given) into
- * globalThis.engine, aborting the load after `abortAfterMs` when given. Returns the phases
- * seen, the last progress, and how long model bytes took from their source to the GPU (first
- * progress event to last upload event).
+ * globalThis.engine, aborting the load after `abortAfterMs` when given. Returns where the bytes
+ * came from (the distinct 'download'/'cache-read' phases, in order), the last progress, and how
+ * long model bytes took from their source to the GPU (first progress event to last upload event).
  */
 export async function loadEngine(options, workerUrl, abortAfterMs) {
-  const phases = [];
+  const sources = [];
   let first = null;
   let lastUpload = null;
   let last = null;
   const onProgress = (progress) => {
     const now = performance.now();
     first ??= now;
-    if (phases.at(-1) !== progress.phase) phases.push(progress.phase);
     if (progress.phase === 'upload') lastUpload = now;
+    else if (!sources.includes(progress.phase)) sources.push(progress.phase);
     last = progress;
   };
   const controller = new AbortController();
@@ -95,11 +95,11 @@ export async function loadEngine(options, workerUrl, abortAfterMs) {
       ? await qwen.createWorkerEngine(new Worker(workerUrl, { type: 'module' }), engineOptions)
       : await qwen.createEngine(engineOptions);
   } catch (error) {
-    return { ok: false, error: describeError(error), phases };
+    return { ok: false, error: describeError(error), sources };
   }
   const loadMs = performance.now() - started;
   const streamMs = lastUpload !== null && first !== null ? lastUpload - first : null;
-  return { ok: true, phases, last, loadMs, streamMs };
+  return { ok: true, sources, last, loadMs, streamMs };
 }
 
 /** Runs a streaming request on globalThis.engine; returns the text, chunks and final chunk. */

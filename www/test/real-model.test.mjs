@@ -55,7 +55,7 @@ test('(h) a second load of the real model comes from IndexedDB', { timeout: 5 * 
     suite.server.clearLog();
     const loaded = await helpers(page, 'loadEngine', { model: REAL_MODEL.url, sha256: REAL_MODEL.sha256 });
     assert.equal(loaded.ok, true, `load failed: ${JSON.stringify(loaded.error)}`);
-    assert.deepEqual(loaded.phases.filter((p) => p !== 'upload'), ['cache-read']);
+    assert.deepEqual(loaded.sources, ['cache-read']);
     assert.deepEqual(suite.server.requestsFor(REAL_MODEL.url), []);
     const mb = REAL_MODEL.size / 1e6;
     t.diagnostic(`real model IndexedDB → GPU: ${mb.toFixed(1)} MB in ${loaded.streamMs.toFixed(0)} ms = ${(mb / (loaded.streamMs / 1000)).toFixed(1)} MB/s (whole load ${(loaded.loadMs / 1000).toFixed(1)} s)`);

@@ -37,7 +37,7 @@ test('(g) worker mode: load with progress, chat, stream, abort, typed errors, st
     const loaded = await helpers(page, 'loadEngine', { model: TINY_MODEL.url }, WORKER_URL);
     assert.equal(loaded.ok, true, JSON.stringify(loaded.error));
     // Progress crossed from the worker: the model came from the cache the page filled.
-    assert.deepEqual(loaded.phases.filter((p) => p !== 'upload'), ['cache-read']);
+    assert.deepEqual(loaded.sources, ['cache-read']);
     assert.equal(loaded.last.phase, 'upload');
     assert.equal(loaded.last.tensorsDone, loaded.last.tensorsTotal);
     assert.deepEqual(suite.server.requestsFor(TINY_MODEL.url), []);

@@ -1,0 +1,28 @@
+// The `chat.completions` object both engines expose: OpenAI's one `create` method, typed by its
+// `stream` flag, dispatched to the engine's non-streaming or streaming implementation.
+
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionRequest,
+  ChatCompletionRequestNonStreaming,
+  ChatCompletionRequestStreaming,
+  ChatCompletions,
+} from './types.js';
+
+/** What an engine implements behind `chat.completions.create`. */
+export interface CompletionBackend {
+  complete(request: ChatCompletionRequestNonStreaming): Promise<ChatCompletion>;
+  stream(request: ChatCompletionRequestStreaming): Promise<AsyncIterableIterator<ChatCompletionChunk>>;
+}
+
+export class Completions implements ChatCompletions {
+  constructor(private readonly backend: CompletionBackend) {}
+
+  create(request: ChatCompletionRequestNonStreaming): Promise<ChatCompletion>;
+  create(request: ChatCompletionRequestStreaming): Promise<AsyncIterableIterator<ChatCompletionChunk>>;
+  create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterableIterator<ChatCompletionChunk>>;
+  create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterableIterator<ChatCompletionChunk>> {
+    return request.stream === true ? this.backend.stream(request) : this.backend.complete(request);
+  }
+}
