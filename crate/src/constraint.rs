@@ -58,10 +58,11 @@ impl TokenizerEnv for TokenizerBridge {
     }
 
     fn tokenize_bytes(&self, s: &[u8]) -> Vec<TokenId> {
-        // Grammar text is valid UTF-8 up to a cut-off character at the end; llguidance
-        // re-tokenizes around such boundaries itself.
-        let text = String::from_utf8_lossy(s);
-        self.tokenizer.encode(&text, false).unwrap_or_default()
+        // llguidance also tokenizes byte strings that cut a character (forced bytes after a
+        // partial token): those bytes must become byte tokens, not U+FFFD.
+        self.trie.tokenize_with_greedy_fallback(s, |text| {
+            self.tokenizer.encode(text, false).unwrap_or_default()
+        })
     }
 }
 

@@ -102,9 +102,11 @@ pub fn call_grammar(tools: &[Tool], choice: &ToolChoice) -> Result<Option<Gramma
         json!({"anyOf": calls})
     };
     schema["x-guidance"] = json_layout();
-    // One or more calls, each on its own lines as the chat template writes them.
+    // A named tool is called once; `required` allows several calls, each on its own lines as
+    // the chat template writes them.
+    let repeat = if matches!(choice, ToolChoice::Function(_)) { "" } else { " (\"\\n\" call)*" };
     let lark = format!(
-        "start: call (\"\\n\" call)*\ncall: \"{CALL_OPEN}\\n\" body \"\\n{CALL_CLOSE}\"\nbody: %json {schema}\n"
+        "start: call{repeat}\ncall: \"{CALL_OPEN}\\n\" body \"\\n{CALL_CLOSE}\"\nbody: %json {schema}\n"
     );
     Ok(Some(Grammar::Lark(lark)))
 }

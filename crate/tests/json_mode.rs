@@ -248,3 +248,55 @@ mod on_the_real_model {
         assert!(answer.completion.usage.cached_prompt_tokens > 100, "{:?}", answer.completion.usage);
     }
 }
+
+/// The tiny random model picks arbitrary allowed tokens, partial UTF-8 characters included, so
+/// only the grammar keeps its output valid: finite schemas (enums, booleans, bounded integers)
+/// over many seeds. (Forced bytes after a partial character once became U+FFFD tokens.)
+#[test]
+fn arbitrary_token_choices_stay_inside_the_grammar() {
+    use qwen_webgpu::engine::EngineOptions;
+    use qwen_webgpu::generation::{CancelFlag, GenerateParams, Session};
+    use qwen_webgpu::gpu::GpuOptions;
+    use qwen_webgpu::native::load_engine;
+    use qwen_webgpu::protocol::{ChatMessage, FinishReason};
+    use qwen_webgpu::sampling::SamplingParams;
+
+    let path = support::tiny_model();
+    let (model, _) = open_model(&path).unwrap();
+    let options = EngineOptions {
+        context_length: 128,
+        prefill_chunk: 64,
+    };
+    let mut s = Session::new(load_engine(&path, &GpuOptions::default(), &options).unwrap(), &model).unwrap();
+    let schemas = [
+        serde_json::json!({"type": "object",
+            "properties": {"天气": {"enum": ["晴", "多云", "雨"]}, "有风": {"type": "boolean"}},
+            "required": ["天气", "有风"], "additionalProperties": false}),
+        serde_json::json!({"type": "object",
+            "properties": {"level": {"type": "integer", "minimum": 0, "maximum": 99},
+                           "tags": {"type": "array", "items": {"enum": ["a", "é", "😀"]}, "maxItems": 3}},
+            "required": ["level", "tags"], "additionalProperties": false}),
+    ];
+    let prompt = s.chat_prompt(&[ChatMessage::user("北京今天天气怎么样？")], None).unwrap();
+    for schema in &schemas {
+        let validator = jsonschema::validator_for(schema).unwrap();
+        for seed in 1..=12 {
+            let params = GenerateParams {
+                sampling: SamplingParams {
+                    temperature: 1.0,
+                    top_k: 20,
+                    top_p: 0.8,
+                    seed: Some(seed),
+                    ..SamplingParams::default()
+                },
+                max_tokens: 80,
+                stop: Vec::new(),
+                grammar: Some(schema_grammar(schema.clone())),
+            };
+            let done = pollster::block_on(s.generate(&prompt, &params, &CancelFlag::new(), &mut |_| {})).unwrap();
+            assert_eq!(done.finish_reason, FinishReason::Stop, "seed {seed}: {:?}", done.text);
+            let value: Value = serde_json::from_str(&done.text).unwrap();
+            assert!(validator.is_valid(&value), "seed {seed}: {value}");
+        }
+    }
+}
