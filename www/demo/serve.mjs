@@ -1,0 +1,131 @@
+// The demo's local web server (started by scripts/serve-demo): serves the repository root
+// statically on localhost, with the model directory (~/.cache/qwen-webgpu/models by default)
+// mapped to /models/, single-range requests (the model cache resumes downloads with them) and
+// validators (ETag, Last-Modified) so a changed file is noticed. Loopback only: a development
+// server, not for the open network.
+//
+//   node www/demo/serve.mjs [--port 8080] [--models DIR]
+
+import { createReadStream, existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { parseRange } from '../test/server.mjs';
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const DEFAULT_MODELS = path.join(process.env.QWEN_WEBGPU_CACHE ?? path.join(os.homedir(), '.cache/qwen-webgpu'), 'models');
+/** The test models scripts/fetch-test-model makes, in the order the demo URLs are printed. */
+const TEST_MODELS = [
+  { file: 'qwen2-tiny-random.gguf', label: 'tiny test model (random weights, fast)' },
+  { file: 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf', label: 'Qwen2.5-Coder 0.5B Instruct' },
+];
+
+const CONTENT_TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.map': 'application/json',
+  '.wasm': 'application/wasm',
+  '.md': 'text/markdown; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.pdf': 'application/pdf',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+};
+
+/** `relative` under `directory`, or null when it would escape it or name a hidden file (.git). */
+function resolveUnder(directory, relative) {
+  const normalized = path.posix.normalize(`/${relative}`);
+  if (normalized.split('/').some((part) => part.startsWith('.'))) return null;
+  const full = path.resolve(directory, `.${normalized}`);
+  return full === directory || full.startsWith(directory + path.sep) ? full : null;
+}
+
+/**
+ * A request handler serving `root`, with `mounts` mapping URL prefixes to directories;
+ * `onRequest({method, path, range})` hears of every request (the tests' request log).
+ */
+export function staticHandler({ root, mounts, onRequest }) {
+  return async (req, res) => {
+    const finish = (status, headers = {}, body = '') => {
+      res.writeHead(status, headers);
+      res.end(body);
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') return finish(405, { Allow: 'GET, HEAD' });
+    let urlPath;
+    try {
+      urlPath = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
+    } catch {
+      return finish(400, { 'Content-Type': 'text/plain' }, 'bad request');
+    }
+    onRequest?.({ method: req.method, path: urlPath, range: req.headers.range ?? null });
+    const mount = Object.keys(mounts).find((prefix) => urlPath.startsWith(prefix));
+    let file = mount ? resolveUnder(mounts[mount], urlPath.slice(mount.length)) : resolveUnder(root, urlPath);
+    let info = file ? await stat(file).catch(() => null) : null;
+    if (info?.isDirectory()) {
+      if (!urlPath.endsWith('/')) return finish(301, { Location: `${urlPath}/` });
+      file = path.join(file, 'index.html');
+      info = await stat(file).catch(() => null);
+    }
+    if (!info?.isFile()) return finish(404, { 'Content-Type': 'text/plain' }, `not found: ${urlPath}`);
+
+    const { size } = info;
+    const headers = {
+      'Content-Type': CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream',
+      'Accept-Ranges': 'bytes',
+      ETag: `"${size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`,
+      'Last-Modified': info.mtime.toUTCString(),
+      'Cache-Control': 'no-cache',
+      'X-Content-Type-Options': 'nosniff',
+    };
+    const range = parseRange(req.headers.range, size);
+    if (range === 'unsatisfiable') return finish(416, { ...headers, 'Content-Range': `bytes */${size}` });
+    const { start, end } = range ?? { start: 0, end: size - 1 };
+    if (range) headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
+    headers['Content-Length'] = String(size === 0 ? 0 : end - start + 1);
+    res.writeHead(range ? 206 : 200, headers);
+    if (req.method === 'HEAD' || size === 0) return res.end();
+    const stream = createReadStream(file, { start, end });
+    stream.pipe(res);
+    stream.on('error', () => res.destroy());
+    res.on('close', () => stream.destroy());
+  };
+}
+
+/** Starts the server on 127.0.0.1:`port` (0: any free port); resolves to the http.Server once listening. */
+export function serve({ port, models = DEFAULT_MODELS, root = REPO_ROOT, onRequest }) {
+  const server = http.createServer(staticHandler({ root, mounts: { '/models/': models }, onRequest }));
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: { port: { type: 'string', default: '8080' }, models: { type: 'string', default: DEFAULT_MODELS } },
+  });
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port wants a port number, got ${values.port}`);
+  const server = await serve({ port, models: path.resolve(values.models) });
+  const origin = `http://localhost:${server.address().port}`;
+  console.log(`Serving ${REPO_ROOT} on ${origin} (models from ${values.models} at /models/)`);
+  const present = TEST_MODELS.filter((model) => existsSync(path.join(values.models, model.file)));
+  for (const model of present) console.log(`Demo with the ${model.label}: ${origin}/www/demo/?model=/models/${model.file}`);
+  if (present.length === 0) {
+    console.log(`Demo: ${origin}/www/demo/  (no test model in ${values.models}: run scripts/fetch-test-model --tiny)`);
+  }
+  console.log('Press Ctrl-C to stop.');
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((error) => {
+    console.error(`serve-demo: ${error.message}`);
+    process.exit(1);
+  });
+}
