@@ -162,9 +162,8 @@ fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, JinjaError> {
     let indent: Option<usize> = kwargs.get("indent")?;
     let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
     kwargs.assert_all_used()?;
-    let mut json = serde_json::to_value(&value).map_err(|e| {
-        JinjaError::new(ErrorKind::BadSerialization, "tojson").with_source(e)
-    })?;
+    let mut json = serde_json::to_value(&value)
+        .map_err(|e| JinjaError::new(ErrorKind::BadSerialization, "tojson").with_source(e))?;
     if sort_keys.unwrap_or(false) {
         sort_json_keys(&mut json);
     }
@@ -219,13 +218,21 @@ impl PythonFormatter {
         Ok(())
     }
 
-    fn open<W: ?Sized + std::io::Write>(&mut self, w: &mut W, bracket: &[u8]) -> std::io::Result<()> {
+    fn open<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        bracket: &[u8],
+    ) -> std::io::Result<()> {
         self.depth += 1;
         self.has_value = false;
         w.write_all(bracket)
     }
 
-    fn close<W: ?Sized + std::io::Write>(&mut self, w: &mut W, bracket: &[u8]) -> std::io::Result<()> {
+    fn close<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        bracket: &[u8],
+    ) -> std::io::Result<()> {
         self.depth -= 1;
         if self.has_value {
             self.newline(w)?;
@@ -274,10 +281,7 @@ impl serde_json::ser::Formatter for PythonFormatter {
     ) -> std::io::Result<()> {
         self.item(w, first)
     }
-    fn begin_object_value<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-    ) -> std::io::Result<()> {
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
         w.write_all(b": ")
     }
     fn end_object_value<W: ?Sized + std::io::Write>(&mut self, _w: &mut W) -> std::io::Result<()> {
@@ -322,7 +326,12 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("no system role"), "{err}");
         // A runaway loop runs out of fuel instead of hanging.
-        let t = ChatTemplate::new("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "", "").unwrap();
+        let t = ChatTemplate::new(
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "",
+            "",
+        )
+        .unwrap();
         assert!(t
             .render(&TemplateInput {
                 messages: &[],

@@ -69,7 +69,10 @@ impl TokenizerEnv for TokenizerBridge {
 impl ConstraintVocab {
     /// Builds the token trie for `tokenizer`, with `end_token` (`<|im_end|>`) as the token that
     /// ends a completed grammar.
-    pub fn new(tokenizer: Arc<Tokenizer>, end_token: u32) -> Result<ConstraintVocab, ConstraintError> {
+    pub fn new(
+        tokenizer: Arc<Tokenizer>,
+        end_token: u32,
+    ) -> Result<ConstraintVocab, ConstraintError> {
         let vocab = tokenizer.vocab_size() as u32;
         let words: Vec<Vec<u8>> = (0..vocab)
             .map(|id| {
@@ -143,7 +146,9 @@ impl Constraint {
             }
         }
         if allowed == 0 {
-            return Err(ConstraintError::Runtime("the grammar allows no token".into()));
+            return Err(ConstraintError::Runtime(
+                "the grammar allows no token".into(),
+            ));
         }
         Ok(())
     }

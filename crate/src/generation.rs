@@ -14,9 +14,9 @@ use crate::gguf::{GgufModel, MetadataValue};
 use crate::protocol::{
     ChatCompletionRequest, ChatMessage, FinishReason, InvalidRequest, Tool, ToolCall, Usage,
 };
-use crate::tools::{call_grammar, parse_tool_calls, ToolChoice, CALL_OPEN};
 use crate::sampling::{InvalidParam, Sampler, SamplingParams};
 use crate::tokenizer::{StreamDecoder, Tokenizer, TokenizerError};
+use crate::tools::{call_grammar, parse_tool_calls, ToolChoice, CALL_OPEN};
 
 /// Why a generation could not run. The session stays usable after any of these.
 #[derive(Debug, thiserror::Error)]
@@ -407,7 +407,10 @@ impl Session {
                 }
             }
             None if matches!(choice, ToolChoice::Required | ToolChoice::Function(_)) => {
-                return Err(InvalidRequest("tool_choice requires a call but there are no tools".into()).into());
+                return Err(InvalidRequest(
+                    "tool_choice requires a call but there are no tools".into(),
+                )
+                .into());
             }
             None => {}
         }
@@ -467,7 +470,10 @@ impl Session {
 /// encode (as vLLM does).
 fn with_object_arguments(messages: &[ChatMessage]) -> Vec<ChatMessage> {
     let mut out = messages.to_vec();
-    for call in out.iter_mut().flat_map(|m| m.tool_calls.iter_mut().flatten()) {
+    for call in out
+        .iter_mut()
+        .flat_map(|m| m.tool_calls.iter_mut().flatten())
+    {
         if let serde_json::Value::String(s) = &call.function.arguments {
             if let Ok(v @ serde_json::Value::Object(_)) = serde_json::from_str(s) {
                 call.function.arguments = v;
@@ -565,7 +571,12 @@ fn longest_tail_prefix(text: &str, stop: &str) -> usize {
     let longest = text.len().min(stop.len().saturating_sub(1));
     (1..=longest)
         .rev()
-        .find(|&n| text.is_char_boundary(text.len() - n) && stop.as_bytes().starts_with(&text.as_bytes()[text.len() - n..]))
+        .find(|&n| {
+            text.is_char_boundary(text.len() - n)
+                && stop
+                    .as_bytes()
+                    .starts_with(&text.as_bytes()[text.len() - n..])
+        })
         .unwrap_or(0)
 }
 
@@ -590,8 +601,14 @@ mod tests {
 
     #[test]
     fn stop_strings_across_pieces() {
-        assert_eq!(run(&["END"], &["abc E", "N", "D more"]), ("abc ".into(), true));
-        assert_eq!(run(&["END"], &["abc E", "N", "d"]), ("abc ENd".into(), false));
+        assert_eq!(
+            run(&["END"], &["abc E", "N", "D more"]),
+            ("abc ".into(), true)
+        );
+        assert_eq!(
+            run(&["END"], &["abc E", "N", "d"]),
+            ("abc ENd".into(), false)
+        );
         assert_eq!(run(&["\n\n"], &["a\n", "\nb"]), ("a".into(), true));
         // The earliest of several stops wins.
         assert_eq!(run(&["yz", "x"], &["wxyz"]), ("w".into(), true));

@@ -9,19 +9,19 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
+use qwen_webgpu::constraint::Grammar;
 use qwen_webgpu::engine::{Engine, EngineOptions, Readback, StepOutput};
 use qwen_webgpu::generation::{CancelFlag, GenerateParams, Session};
 use qwen_webgpu::gguf::{GgufModel, MetadataValue};
 use qwen_webgpu::gpu::GpuOptions;
 use qwen_webgpu::model_config::Qwen2Config;
 use qwen_webgpu::native::{load_engine, open_model};
-use qwen_webgpu::constraint::Grammar;
 use qwen_webgpu::protocol::{
     ChatCompletionRequest, ChatMessage, JsonSchemaFormat, ResponseFormat, Stop, Tool, Usage,
 };
-use qwen_webgpu::tools::ToolChoice;
 use qwen_webgpu::sampling::SamplingParams;
 use qwen_webgpu::tokenizer::Tokenizer;
+use qwen_webgpu::tools::ToolChoice;
 use serde_json::json;
 
 #[derive(Parser)]
@@ -247,7 +247,10 @@ impl FormatArgs {
         sampling: &SamplingArgs,
     ) -> Result<ChatCompletionRequest, String> {
         let tools: Option<Vec<Tool>> = match &self.tools {
-            Some(path) => Some(serde_json::from_value(read_json(path)?).map_err(|e| format!("{}: {e}", path.display()))?),
+            Some(path) => Some(
+                serde_json::from_value(read_json(path)?)
+                    .map_err(|e| format!("{}: {e}", path.display()))?,
+            ),
             None => None,
         };
         let tool_choice = match self.tool_choice.as_str() {
@@ -405,7 +408,10 @@ fn tokenizer_bench(
     let mut tokens = 0;
     for _ in 0..repeat.max(1) {
         let start = Instant::now();
-        tokens = tokenizer.encode(&text, false).map_err(|e| e.to_string())?.len();
+        tokens = tokenizer
+            .encode(&text, false)
+            .map_err(|e| e.to_string())?
+            .len();
         best = best.min(start.elapsed().as_secs_f64());
     }
     let doc = json!({
@@ -482,10 +488,17 @@ fn generate(
         let request = format.request(messages, sampling)?;
         let reply = pollster::block_on(session.chat_completion(&request, &cancel, &mut on_text))
             .map_err(|e| e.to_string())?;
-        (reply.content, reply.tool_calls, reply.finish_reason, reply.completion)
+        (
+            reply.content,
+            reply.tool_calls,
+            reply.finish_reason,
+            reply.completion,
+        )
     } else {
         if format.tools.is_some() {
-            return Err("--tools needs --chat (tools are declared through the chat template)".into());
+            return Err(
+                "--tools needs --chat (tools are declared through the chat template)".into(),
+            );
         }
         let prompt_ids = match &run.prompt {
             Some(text) => session
@@ -496,8 +509,9 @@ fn generate(
         };
         let mut params = sampling.params();
         params.grammar = format.grammar()?;
-        let done = pollster::block_on(session.generate(&prompt_ids, &params, &cancel, &mut on_text))
-            .map_err(|e| e.to_string())?;
+        let done =
+            pollster::block_on(session.generate(&prompt_ids, &params, &cancel, &mut on_text))
+                .map_err(|e| e.to_string())?;
         (done.text.clone(), Vec::new(), done.finish_reason, done)
     };
     if let Some(e) = stream_error {
@@ -572,11 +586,16 @@ fn chat(
         let mut on_text = |text: &str| {
             let _ = write_stdout_flush(text);
         };
-        let result = pollster::block_on(session.chat(&messages, None, &params, &cancel, &mut on_text));
+        let result =
+            pollster::block_on(session.chat(&messages, None, &params, &cancel, &mut on_text));
         match result {
             Ok(done) => {
                 println!();
-                eprintln!("[{} | {}]", done.finish_reason.as_str(), usage_line(&done.usage));
+                eprintln!(
+                    "[{} | {}]",
+                    done.finish_reason.as_str(),
+                    usage_line(&done.usage)
+                );
                 messages.push(ChatMessage::assistant(done.text));
             }
             Err(e) => {

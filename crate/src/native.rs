@@ -143,7 +143,8 @@ pub fn load_engine(
             message: e.to_string(),
         };
         let mut file = File::open(path).map_err(read_error)?;
-        file.seek(SeekFrom::Start(range.start)).map_err(read_error)?;
+        file.seek(SeekFrom::Start(range.start))
+            .map_err(read_error)?;
         let mut buf = vec![0u8; CHUNK.min(range.end - range.start) as usize];
         let mut at = range.start;
         while at < range.end {

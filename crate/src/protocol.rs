@@ -201,10 +201,15 @@ impl ResponseFormat {
         };
         match &mut schema {
             serde_json::Value::Object(map) => {
-                map.entry("x-guidance").or_insert_with(crate::tools::json_layout);
+                map.entry("x-guidance")
+                    .or_insert_with(crate::tools::json_layout);
             }
             serde_json::Value::Bool(_) => {}
-            _ => return Err(InvalidRequest("json_schema.schema is not a JSON Schema object".into())),
+            _ => {
+                return Err(InvalidRequest(
+                    "json_schema.schema is not a JSON Schema object".into(),
+                ))
+            }
         }
         Ok(Some(Grammar::JsonSchema(schema)))
     }
@@ -245,9 +250,9 @@ impl ChatCompletionRequest {
             Some(map) => map
                 .iter()
                 .map(|(id, bias)| {
-                    id.parse::<u32>()
-                        .map(|id| (id, *bias))
-                        .map_err(|_| InvalidRequest(format!("logit_bias key {id:?} is not a token id")))
+                    id.parse::<u32>().map(|id| (id, *bias)).map_err(|_| {
+                        InvalidRequest(format!("logit_bias key {id:?} is not a token id"))
+                    })
                 })
                 .collect::<Result<_, _>>()?,
         };
@@ -306,11 +311,9 @@ fn content_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
             for part in parts {
                 match (part.kind.as_str(), part.text) {
                     ("text", Some(t)) => text.push_str(&t),
-                    (kind, _) => {
-                        return Err(serde::de::Error::custom(format!(
-                            "content part of type {kind:?} is not supported: the model reads text only"
-                        )))
-                    }
+                    (kind, _) => return Err(serde::de::Error::custom(format!(
+                        "content part of type {kind:?} is not supported: the model reads text only"
+                    ))),
                 }
             }
             Ok(Some(text))
@@ -331,7 +334,10 @@ mod tests {
         .unwrap();
         let p = r.generate_params().unwrap();
         assert!(p.sampling.temperature == 0.0 && p.max_tokens == 9 && p.stop == ["END"]);
-        assert_eq!((p.sampling.logit_bias.clone(), p.sampling.seed), (vec![(42, -100.0)], Some(3)));
+        assert_eq!(
+            (p.sampling.logit_bias.clone(), p.sampling.seed),
+            (vec![(42, -100.0)], Some(3))
+        );
         let r: ChatCompletionRequest =
             serde_json::from_str(r#"{"messages":[{"role":"user","content":"hi"}]}"#).unwrap();
         let p = r.generate_params().unwrap();
@@ -363,6 +369,9 @@ mod tests {
         let m: ChatMessage =
             serde_json::from_str(r#"{"role":"assistant","content":null}"#).unwrap();
         assert_eq!(m.content, None);
-        assert_eq!(serde_json::to_string(&m).unwrap(), r#"{"role":"assistant"}"#);
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"role":"assistant"}"#
+        );
     }
 }

@@ -96,7 +96,12 @@ impl SamplingParams {
             }
         }
         let t = self.temperature;
-        check("temperature", t, (0.0..=100.0).contains(&t), "between 0 and 100")?;
+        check(
+            "temperature",
+            t,
+            (0.0..=100.0).contains(&t),
+            "between 0 and 100",
+        )?;
         let p = self.top_p;
         check("top_p", p, p > 0.0 && p <= 1.0, "in (0, 1]")?;
         let m = self.min_p;
@@ -110,7 +115,12 @@ impl SamplingParams {
             check(name, v, (-2.0..=2.0).contains(&v), "between -2 and 2")?;
         }
         for &(_, bias) in &self.logit_bias {
-            check("logit_bias", bias, (-100.0..=100.0).contains(&bias), "between -100 and 100")?;
+            check(
+                "logit_bias",
+                bias,
+                (-100.0..=100.0).contains(&bias),
+                "between -100 and 100",
+            )?;
         }
         Ok(())
     }
@@ -298,8 +308,16 @@ mod tests {
     fn same_seed_same_tokens() {
         let logits: Vec<f32> = (0..1000).map(|i| ((i * 37) % 101) as f32 / 10.0).collect();
         let run = |seed| {
-            let mut s = Sampler::new(SamplingParams { seed: Some(seed), ..params(1.0) }, 0);
-            (0..50).map(|_| s.sample(&mut logits.clone(), &[])).collect::<Vec<_>>()
+            let mut s = Sampler::new(
+                SamplingParams {
+                    seed: Some(seed),
+                    ..params(1.0)
+                },
+                0,
+            );
+            (0..50)
+                .map(|_| s.sample(&mut logits.clone(), &[]))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(1), run(1));
         assert_ne!(run(1), run(2));
@@ -308,14 +326,35 @@ mod tests {
     #[test]
     fn truncations() {
         let logits = [0.0f32, 2f32.ln(), 3f32.ln(), 4f32.ln()];
-        let top_k = histogram(SamplingParams { top_k: 2, ..params(1.0) }, &logits, 2000);
+        let top_k = histogram(
+            SamplingParams {
+                top_k: 2,
+                ..params(1.0)
+            },
+            &logits,
+            2000,
+        );
         assert_eq!((top_k[0], top_k[1]), (0, 0), "{top_k:?}");
         assert!(top_k[2] > 0 && top_k[3] > top_k[2], "{top_k:?}");
         // 0.4 + 0.3 = 0.7 ≥ 0.65: tokens 3 and 2 only.
-        let top_p = histogram(SamplingParams { top_p: 0.65, ..params(1.0) }, &logits, 2000);
+        let top_p = histogram(
+            SamplingParams {
+                top_p: 0.65,
+                ..params(1.0)
+            },
+            &logits,
+            2000,
+        );
         assert_eq!((top_p[0], top_p[1]), (0, 0), "{top_p:?}");
         // min_p 0.6: at least 0.6 × 0.4, so only 0.3 and 0.4 stay.
-        let min_p = histogram(SamplingParams { min_p: 0.6, ..params(1.0) }, &logits, 2000);
+        let min_p = histogram(
+            SamplingParams {
+                min_p: 0.6,
+                ..params(1.0)
+            },
+            &logits,
+            2000,
+        );
         assert_eq!((min_p[0], min_p[1]), (0, 0), "{min_p:?}");
         assert!(min_p[2] > 0, "{min_p:?}");
     }
@@ -356,9 +395,15 @@ mod tests {
     #[test]
     fn validation() {
         assert!(params(0.7).validate().is_ok());
-        let bad = SamplingParams { top_p: 0.0, ..params(1.0) };
+        let bad = SamplingParams {
+            top_p: 0.0,
+            ..params(1.0)
+        };
         assert_eq!(bad.validate().unwrap_err().name, "top_p");
-        let bad = SamplingParams { temperature: f32::NAN, ..params(1.0) };
+        let bad = SamplingParams {
+            temperature: f32::NAN,
+            ..params(1.0)
+        };
         assert_eq!(bad.validate().unwrap_err().name, "temperature");
     }
 }

@@ -62,7 +62,10 @@ pub fn json_layout() -> Value {
 }
 
 /// The grammar for `choice`, or none when the model may answer freely.
-pub fn call_grammar(tools: &[Tool], choice: &ToolChoice) -> Result<Option<Grammar>, InvalidRequest> {
+pub fn call_grammar(
+    tools: &[Tool],
+    choice: &ToolChoice,
+) -> Result<Option<Grammar>, InvalidRequest> {
     let chosen: Vec<&Tool> = match choice {
         ToolChoice::Auto | ToolChoice::None => return Ok(None),
         ToolChoice::Required => tools.iter().collect(),
@@ -70,12 +73,16 @@ pub fn call_grammar(tools: &[Tool], choice: &ToolChoice) -> Result<Option<Gramma
             let tool = tools
                 .iter()
                 .find(|t| &t.function.name == name)
-                .ok_or_else(|| InvalidRequest(format!("tool_choice names {name:?}, which is not in tools")))?;
+                .ok_or_else(|| {
+                    InvalidRequest(format!("tool_choice names {name:?}, which is not in tools"))
+                })?;
             vec![tool]
         }
     };
     if chosen.is_empty() {
-        return Err(InvalidRequest("tool_choice requires a call but tools is empty".into()));
+        return Err(InvalidRequest(
+            "tool_choice requires a call but tools is empty".into(),
+        ));
     }
     let calls: Vec<Value> = chosen
         .iter()
@@ -104,7 +111,11 @@ pub fn call_grammar(tools: &[Tool], choice: &ToolChoice) -> Result<Option<Gramma
     schema["x-guidance"] = json_layout();
     // A named tool is called once; `required` allows several calls, each on its own lines as
     // the chat template writes them.
-    let repeat = if matches!(choice, ToolChoice::Function(_)) { "" } else { " (\"\\n\" call)*" };
+    let repeat = if matches!(choice, ToolChoice::Function(_)) {
+        ""
+    } else {
+        " (\"\\n\" call)*"
+    };
     let lark = format!(
         "start: call{repeat}\ncall: \"{CALL_OPEN}\\n\" body \"\\n{CALL_CLOSE}\"\nbody: %json {schema}\n"
     );
@@ -163,7 +174,9 @@ mod tests {
             function: FunctionDefinition {
                 name: name.into(),
                 description: None,
-                parameters: Some(json!({"type": "object", "properties": {"x": {"type": "integer"}}})),
+                parameters: Some(
+                    json!({"type": "object", "properties": {"x": {"type": "integer"}}}),
+                ),
             },
         }
     }
@@ -175,7 +188,10 @@ mod tests {
         assert_eq!(content, "Let me check.");
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[0].function.name, "f");
-        assert_eq!(calls[0].function.arguments, Value::String("{\"x\":1}".into()));
+        assert_eq!(
+            calls[0].function.arguments,
+            Value::String("{\"x\":1}".into())
+        );
         assert_eq!(calls[1].id.as_deref(), Some("call_1"));
         let (content, calls) = parse_tool_calls("<tool_call>\nnot json\n</tool_call>");
         assert!(calls.is_empty());
@@ -196,6 +212,9 @@ mod tests {
         let Some(Grammar::Lark(lark)) = call_grammar(&tools, &ToolChoice::Required).unwrap() else {
             panic!("a lark grammar")
         };
-        assert!(lark.contains("anyOf") && lark.contains("\"const\":\"g\""), "{lark}");
+        assert!(
+            lark.contains("anyOf") && lark.contains("\"const\":\"g\""),
+            "{lark}"
+        );
     }
 }

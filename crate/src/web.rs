@@ -167,7 +167,10 @@ impl WebEngine {
                 HeaderParse::NeedBytes(n) => {
                     return Err(js_error(
                         "bad-model",
-                        format!("shard {i}: the header needs {n} bytes, {} were given", prefix.len()),
+                        format!(
+                            "shard {i}: the header needs {n} bytes, {} were given",
+                            prefix.len()
+                        ),
                     ))
                 }
             }
@@ -209,8 +212,9 @@ impl WebEngine {
     #[wasm_bindgen(js_name = dataRanges)]
     pub fn data_ranges(&self) -> Result<String, JsValue> {
         match &*self.state.try_borrow().map_err(|_| Self::busy())? {
-            State::Loading { loader, .. } => Ok(serde_json::to_string(&loader.data_ranges())
-                .unwrap_or_default()),
+            State::Loading { loader, .. } => {
+                Ok(serde_json::to_string(&loader.data_ranges()).unwrap_or_default())
+            }
             _ => Err(js_error("internal", "the model is not loading")),
         }
     }
@@ -264,8 +268,8 @@ impl WebEngine {
         let state = self.state.clone();
         let cancel = cancel.0.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let request: ChatCompletionRequest = serde_json::from_str(&request_json)
-                .map_err(|e| js_error("invalid-request", e))?;
+            let request: ChatCompletionRequest =
+                serde_json::from_str(&request_json).map_err(|e| js_error("invalid-request", e))?;
             let mut state = state.try_borrow_mut().map_err(|_| Self::busy())?;
             let State::Ready(session) = &mut *state else {
                 return Err(js_error("internal", "the model has not finished loading"));

@@ -11,7 +11,9 @@ use qwen_webgpu::tokenizer::Tokenizer;
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
-    let path = support::repo_root().join("tests/fixtures/golden").join(name);
+    let path = support::repo_root()
+        .join("tests/fixtures/golden")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -33,8 +35,7 @@ fn renders_byte_identical_to_jinja2() {
     let mut failures = Vec::new();
     for case in cases {
         let msgs = messages(case);
-        let tools: Option<Vec<Tool>> =
-            serde_json::from_value(case["tools"].clone()).unwrap();
+        let tools: Option<Vec<Tool>> = serde_json::from_value(case["tools"].clone()).unwrap();
         let got = template
             .render(&TemplateInput {
                 messages: &msgs,
@@ -64,7 +65,12 @@ fn model_template_and_tokenizer_give_llama_cpp_prompt_ids() {
                 add_generation_prompt: true,
             })
             .unwrap();
-        assert_eq!(text, case["prompt_text"].as_str().unwrap(), "{}", case["name"]);
+        assert_eq!(
+            text,
+            case["prompt_text"].as_str().unwrap(),
+            "{}",
+            case["name"]
+        );
         let ids = tokenizer.encode(&text, true).unwrap();
         let want: Vec<u32> = serde_json::from_value(case["prompt_ids"].clone()).unwrap();
         assert_eq!(ids, want, "{}", case["name"]);

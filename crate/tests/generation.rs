@@ -37,10 +37,9 @@ fn run(
     cancel: &CancelFlag,
 ) -> (Completion, String) {
     let mut streamed = String::new();
-    let done = pollster::block_on(s.generate(prompt, params, cancel, &mut |t| {
-        streamed.push_str(t)
-    }))
-    .unwrap();
+    let done =
+        pollster::block_on(s.generate(prompt, params, cancel, &mut |t| streamed.push_str(t)))
+            .unwrap();
     (done, streamed)
 }
 
@@ -78,8 +77,10 @@ const MARGIN: f64 = 0.3;
 fn greedy_chat_equals_llama_cpp() {
     let path = support::real_model();
     let doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(support::repo_root().join("tests/fixtures/golden/chat_completion.json"))
-            .unwrap(),
+        &std::fs::read_to_string(
+            support::repo_root().join("tests/fixtures/golden/chat_completion.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let mut s = session(&path, 256);
@@ -89,17 +90,23 @@ fn greedy_chat_equals_llama_cpp() {
         let messages: Vec<ChatMessage> = serde_json::from_value(case["messages"].clone()).unwrap();
         let want_ids: Vec<u32> = serde_json::from_value(case["generated_ids"].clone()).unwrap();
         let margins: Vec<f64> = serde_json::from_value(case["margins"].clone()).unwrap();
-        let confident = margins.iter().position(|&m| m < MARGIN).unwrap_or(margins.len());
+        let confident = margins
+            .iter()
+            .position(|&m| m < MARGIN)
+            .unwrap_or(margins.len());
         if confident == 0 {
             continue;
         }
         let whole = confident == want_ids.len();
         let params = greedy(if whole { 64 } else { confident });
         let mut streamed = String::new();
-        let done = pollster::block_on(s.chat(&messages, None, &params, &CancelFlag::new(), &mut |t| {
-            streamed.push_str(t)
-        }))
-        .unwrap();
+        let done =
+            pollster::block_on(
+                s.chat(&messages, None, &params, &CancelFlag::new(), &mut |t| {
+                    streamed.push_str(t)
+                }),
+            )
+            .unwrap();
         assert_eq!(done.generated_ids[..], want_ids[..confident], "{name}");
         assert_eq!(streamed, done.text, "{name}");
         if whole {
@@ -129,14 +136,19 @@ fn tiny_model_generation_behaviour() {
     let path = support::tiny_model();
     let mut s = session(&path, 128);
     let cancel = CancelFlag::new();
-    let prompt = s.chat_prompt(&user("Write a story about a fox."), None).unwrap();
+    let prompt = s
+        .chat_prompt(&user("Write a story about a fox."), None)
+        .unwrap();
 
     // Greedy, through the 8-byte argmax read-back.
     let (base, streamed) = run(&mut s, &prompt, &greedy(12), &cancel);
     assert_eq!(base.finish_reason, FinishReason::Length);
     assert_eq!(base.generated_ids.len(), 12);
     assert_eq!(streamed, base.text);
-    assert_eq!(base.text, s.tokenizer().decode(&base.generated_ids).unwrap());
+    assert_eq!(
+        base.text,
+        s.tokenizer().decode(&base.generated_ids).unwrap()
+    );
 
     // Temperature 0 with the full logits on the CPU picks exactly the same tokens.
     let via_logits = GenerateParams {
@@ -194,7 +206,10 @@ fn tiny_model_generation_behaviour() {
     let (ended, _) = run(&mut s, &prompt, &eos_first, &cancel);
     assert_eq!(ended.finish_reason, FinishReason::Stop);
     assert_eq!(ended.generated_ids, vec![IM_END]);
-    assert_eq!((ended.text.as_str(), ended.usage.completion_tokens), ("", 0));
+    assert_eq!(
+        (ended.text.as_str(), ended.usage.completion_tokens),
+        ("", 0)
+    );
 
     // Cancelling mid-stream stops at once with `abort`; the next request succeeds and gives
     // what an uninterrupted one gives.
@@ -208,8 +223,15 @@ fn tiny_model_generation_behaviour() {
     }))
     .unwrap();
     assert_eq!(aborted.finish_reason, FinishReason::Abort);
-    assert!(aborted.generated_ids.len() < 12, "{:?}", aborted.generated_ids);
-    assert_eq!(aborted.generated_ids[..], base.generated_ids[..aborted.generated_ids.len()]);
+    assert!(
+        aborted.generated_ids.len() < 12,
+        "{:?}",
+        aborted.generated_ids
+    );
+    assert_eq!(
+        aborted.generated_ids[..],
+        base.generated_ids[..aborted.generated_ids.len()]
+    );
     cancel.reset();
     let (again, _) = run(&mut s, &prompt, &greedy(12), &cancel);
     assert_eq!(again.generated_ids, base.generated_ids);
@@ -224,7 +246,16 @@ fn tiny_model_generation_behaviour() {
     // A prompt beyond the context is an error that leaves the session usable.
     let long = vec![prompt[5]; 129];
     let err = pollster::block_on(s.generate(&long, &greedy(4), &cancel, &mut |_| {})).unwrap_err();
-    assert!(matches!(err, GenerationError::PromptTooLong { prompt: 129, capacity: 128 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            GenerationError::PromptTooLong {
+                prompt: 129,
+                capacity: 128
+            }
+        ),
+        "{err}"
+    );
     let (after, _) = run(&mut s, &prompt, &greedy(12), &cancel);
     assert_eq!(after.generated_ids, base.generated_ids);
 
@@ -245,7 +276,8 @@ fn second_turn_prefills_only_new_tokens() {
         ChatMessage::user("Name a colour."),
     ];
     let first_prompt = s.chat_prompt(&messages, None).unwrap();
-    let first = pollster::block_on(s.chat(&messages, None, &greedy(6), &cancel, &mut |_| {})).unwrap();
+    let first =
+        pollster::block_on(s.chat(&messages, None, &greedy(6), &cancel, &mut |_| {})).unwrap();
     assert_eq!(first.usage.cached_prompt_tokens, 0);
     messages.push(ChatMessage::assistant(first.text.clone()));
     messages.push(ChatMessage::user("And another?"));
@@ -260,8 +292,13 @@ fn second_turn_prefills_only_new_tokens() {
         .zip(&second_prompt)
         .take_while(|(a, b)| a == b)
         .count();
-    assert!(shared >= first_prompt.len(), "{shared} < {}", first_prompt.len());
-    let second = pollster::block_on(s.chat(&messages, None, &greedy(6), &cancel, &mut |_| {})).unwrap();
+    assert!(
+        shared >= first_prompt.len(),
+        "{shared} < {}",
+        first_prompt.len()
+    );
+    let second =
+        pollster::block_on(s.chat(&messages, None, &greedy(6), &cancel, &mut |_| {})).unwrap();
     assert_eq!(second.usage.cached_prompt_tokens, shared);
     assert_eq!(second.usage.prompt_tokens, second_prompt.len());
 
@@ -281,26 +318,69 @@ fn generate_cli_prints_the_documented_json() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_qwen-webgpu"))
             .arg("generate")
             .arg(&model)
-            .args(["--chat", "--system", "Be brief.", "--prompt", "Hello", "--json"])
+            .args([
+                "--chat",
+                "--system",
+                "Be brief.",
+                "--prompt",
+                "Hello",
+                "--json",
+            ])
             .args(extra)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    let doc = run(&["--max-tokens", "6", "--temperature", "0.9", "--top-p", "0.95", "--seed", "11"]);
-    let again = run(&["--max-tokens", "6", "--temperature", "0.9", "--top-p", "0.95", "--seed", "11"]);
+    let doc = run(&[
+        "--max-tokens",
+        "6",
+        "--temperature",
+        "0.9",
+        "--top-p",
+        "0.95",
+        "--seed",
+        "11",
+    ]);
+    let again = run(&[
+        "--max-tokens",
+        "6",
+        "--temperature",
+        "0.9",
+        "--top-p",
+        "0.95",
+        "--seed",
+        "11",
+    ]);
     assert_eq!(without_timings(doc.clone()), without_timings(again));
     assert_eq!(doc["finish_reason"], "length");
     assert_eq!(doc["generated_ids"].as_array().unwrap().len(), 6);
     assert_eq!(doc["usage"]["completion_tokens"], 6);
     let prompt = doc["prompt_ids"].as_array().unwrap();
-    assert_eq!(doc["usage"]["prompt_tokens"].as_u64().unwrap() as usize, prompt.len());
+    assert_eq!(
+        doc["usage"]["prompt_tokens"].as_u64().unwrap() as usize,
+        prompt.len()
+    );
     // The system message replaced the template's default.
     assert_eq!(prompt[..3], [151644, 8948, 198].map(Value::from));
     let text = doc["text"].as_str().unwrap();
     let first = text.chars().next().unwrap().to_string();
-    let stopped = run(&["--max-tokens", "6", "--temperature", "0.9", "--top-p", "0.95", "--seed", "11", "--stop", &first]);
+    let stopped = run(&[
+        "--max-tokens",
+        "6",
+        "--temperature",
+        "0.9",
+        "--top-p",
+        "0.95",
+        "--seed",
+        "11",
+        "--stop",
+        &first,
+    ]);
     assert_eq!(stopped["finish_reason"], "stop");
     assert_eq!(stopped["text"], "");
 }

@@ -47,8 +47,11 @@ fn jsonschemabench_coverage() {
         let mut compiled = 0;
         let mut failures: std::collections::BTreeMap<String, usize> = Default::default();
         for path in &files {
-            let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-            match schema_grammar_checked(schema).and_then(|g| vocab.constraint(&g).map_err(|e| e.to_string())) {
+            let schema: Value =
+                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            match schema_grammar_checked(schema)
+                .and_then(|g| vocab.constraint(&g).map_err(|e| e.to_string()))
+            {
                 Ok(_) => compiled += 1,
                 Err(e) => *failures.entry(e.chars().take(70).collect()).or_default() += 1,
             }
@@ -112,9 +115,9 @@ mod on_the_real_model {
 
     fn ask(s: &mut Session, request: &ChatCompletionRequest) -> (ChatReply, String) {
         let mut streamed = String::new();
-        let reply = pollster::block_on(s.chat_completion(request, &CancelFlag::new(), &mut |t| {
-            streamed.push_str(t)
-        }))
+        let reply = pollster::block_on(
+            s.chat_completion(request, &CancelFlag::new(), &mut |t| streamed.push_str(t)),
+        )
         .unwrap();
         (reply, streamed)
     }
@@ -169,7 +172,10 @@ mod on_the_real_model {
                 assert_eq!(reply.finish_reason, FinishReason::Stop, "{what}");
                 assert_eq!(streamed, reply.content, "{what}");
                 let value: Value = serde_json::from_str(&reply.content).expect(&what);
-                let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
+                let errors: Vec<String> = validator
+                    .iter_errors(&value)
+                    .map(|e| e.to_string())
+                    .collect();
                 assert!(errors.is_empty(), "{what}: {errors:?}");
                 mask_ms.push(reply.completion.usage.grammar_ms_per_token.unwrap());
                 runs += 1;
@@ -230,7 +236,10 @@ mod on_the_real_model {
         });
         messages.push(ChatMessage {
             tool_call_id: call.id.clone(),
-            ..ChatMessage::new(Role::Tool, "{\"temperature_c\": 18, \"condition\": \"cloudy\"}")
+            ..ChatMessage::new(
+                Role::Tool,
+                "{\"temperature_c\": 18, \"condition\": \"cloudy\"}",
+            )
         });
         let answer_request = ChatCompletionRequest {
             messages,
@@ -245,7 +254,11 @@ mod on_the_real_model {
         assert!(answer.tool_calls.is_empty(), "{answer:?}");
         assert!(answer.content.contains("18"), "{:?}", answer.content);
         // The second turn reused the first turn's cache.
-        assert!(answer.completion.usage.cached_prompt_tokens > 100, "{:?}", answer.completion.usage);
+        assert!(
+            answer.completion.usage.cached_prompt_tokens > 100,
+            "{:?}",
+            answer.completion.usage
+        );
     }
 }
 
@@ -267,7 +280,11 @@ fn arbitrary_token_choices_stay_inside_the_grammar() {
         context_length: 128,
         prefill_chunk: 64,
     };
-    let mut s = Session::new(load_engine(&path, &GpuOptions::default(), &options).unwrap(), &model).unwrap();
+    let mut s = Session::new(
+        load_engine(&path, &GpuOptions::default(), &options).unwrap(),
+        &model,
+    )
+    .unwrap();
     let schemas = [
         serde_json::json!({"type": "object",
             "properties": {"天气": {"enum": ["晴", "多云", "雨"]}, "有风": {"type": "boolean"}},
@@ -277,7 +294,9 @@ fn arbitrary_token_choices_stay_inside_the_grammar() {
                            "tags": {"type": "array", "items": {"enum": ["a", "é", "😀"]}, "maxItems": 3}},
             "required": ["level", "tags"], "additionalProperties": false}),
     ];
-    let prompt = s.chat_prompt(&[ChatMessage::user("北京今天天气怎么样？")], None).unwrap();
+    let prompt = s
+        .chat_prompt(&[ChatMessage::user("北京今天天气怎么样？")], None)
+        .unwrap();
     for schema in &schemas {
         let validator = jsonschema::validator_for(schema).unwrap();
         for seed in 1..=12 {
@@ -293,8 +312,15 @@ fn arbitrary_token_choices_stay_inside_the_grammar() {
                 stop: Vec::new(),
                 grammar: Some(schema_grammar(schema.clone())),
             };
-            let done = pollster::block_on(s.generate(&prompt, &params, &CancelFlag::new(), &mut |_| {})).unwrap();
-            assert_eq!(done.finish_reason, FinishReason::Stop, "seed {seed}: {:?}", done.text);
+            let done =
+                pollster::block_on(s.generate(&prompt, &params, &CancelFlag::new(), &mut |_| {}))
+                    .unwrap();
+            assert_eq!(
+                done.finish_reason,
+                FinishReason::Stop,
+                "seed {seed}: {:?}",
+                done.text
+            );
             let value: Value = serde_json::from_str(&done.text).unwrap();
             assert!(validator.is_valid(&value), "seed {seed}: {value}");
         }

@@ -49,7 +49,11 @@ fn chunked_pushes_load_the_same_model() {
     let mut loader =
         WeightLoader::with_piece_limit(gpu(), &model, &options(), 3 * 210 + 4).unwrap();
     let ranges = loader.data_ranges();
-    assert_eq!(ranges.len(), 1, "one shard, tensors back to back: {ranges:?}");
+    assert_eq!(
+        ranges.len(),
+        1,
+        "one shard, tensors back to back: {ranges:?}"
+    );
     let total = loader.progress().bytes_total;
     // Chunk sizes cycle through awkward lengths; every 7th push goes back 100 bytes, as a
     // resumed download would.
@@ -58,7 +62,11 @@ fn chunked_pushes_load_the_same_model() {
     let mut i = 0;
     while at < file.len() {
         let n = sizes[i % sizes.len()].min(file.len() - at);
-        let start = if i % 7 == 6 { at.saturating_sub(100) } else { at };
+        let start = if i % 7 == 6 {
+            at.saturating_sub(100)
+        } else {
+            at
+        };
         loader.push(0, start as u64, &file[start..at + n]).unwrap();
         at += n;
         i += 1;
@@ -76,7 +84,9 @@ fn gaps_and_missing_bytes_are_errors() {
     let mut loader = WeightLoader::new(gpu(), &model, &options()).unwrap();
     let range = loader.data_ranges()[0];
     let start = range.start as usize;
-    loader.push(0, range.start, &file[start..start + 1000]).unwrap();
+    loader
+        .push(0, range.start, &file[start..start + 1000])
+        .unwrap();
     // Skipping ahead inside a tensor would leave a hole.
     let err = loader
         .push(0, range.start + 2000, &file[start + 2000..start + 3000])

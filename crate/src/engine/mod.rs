@@ -13,9 +13,9 @@ use crate::gguf::{GgmlType, GgufModel, ModelTensor};
 use crate::gpu::{GpuContext, GpuError, Kernel, Kernels, MATMUL_ROWS_PER_WORKGROUP, PREFILL_TILE};
 use crate::model_config::{ConfigError, Qwen2Config};
 
+use loader::Weights;
 pub use loader::{DataRange, LoadProgress, WeightLoader};
 pub use weights::Matrix;
-use loader::Weights;
 use weights::{check_matrix, check_vector};
 
 /// Why the engine could not load a model or run a step.
