@@ -311,9 +311,11 @@ fn content_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
             for part in parts {
                 match (part.kind.as_str(), part.text) {
                     ("text", Some(t)) => text.push_str(&t),
-                    (kind, _) => return Err(serde::de::Error::custom(format!(
+                    (kind, _) => {
+                        return Err(serde::de::Error::custom(format!(
                         "content part of type {kind:?} is not supported: the model reads text only"
-                    ))),
+                    )))
+                    }
                 }
             }
             Ok(Some(text))

@@ -60,7 +60,7 @@ fn sampled(seed: u64, max_tokens: usize) -> GenerateParams {
             ..SamplingParams::default()
         },
         max_tokens,
-        stop: Vec::new(),
+        ..GenerateParams::default()
     }
 }
 
@@ -336,7 +336,7 @@ fn generate_cli_prints_the_documented_json() {
         );
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    let doc = run(&[
+    let sampled = [
         "--max-tokens",
         "6",
         "--temperature",
@@ -345,17 +345,9 @@ fn generate_cli_prints_the_documented_json() {
         "0.95",
         "--seed",
         "11",
-    ]);
-    let again = run(&[
-        "--max-tokens",
-        "6",
-        "--temperature",
-        "0.9",
-        "--top-p",
-        "0.95",
-        "--seed",
-        "11",
-    ]);
+    ];
+    let doc = run(&sampled);
+    let again = run(&sampled);
     assert_eq!(without_timings(doc.clone()), without_timings(again));
     assert_eq!(doc["finish_reason"], "length");
     assert_eq!(doc["generated_ids"].as_array().unwrap().len(), 6);
@@ -369,18 +361,7 @@ fn generate_cli_prints_the_documented_json() {
     assert_eq!(prompt[..3], [151644, 8948, 198].map(Value::from));
     let text = doc["text"].as_str().unwrap();
     let first = text.chars().next().unwrap().to_string();
-    let stopped = run(&[
-        "--max-tokens",
-        "6",
-        "--temperature",
-        "0.9",
-        "--top-p",
-        "0.95",
-        "--seed",
-        "11",
-        "--stop",
-        &first,
-    ]);
+    let stopped = run(&[&sampled[..], &["--stop", first.as_str()]].concat());
     assert_eq!(stopped["finish_reason"], "stop");
     assert_eq!(stopped["text"], "");
 }

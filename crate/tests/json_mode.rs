@@ -21,16 +21,7 @@ fn vocab() -> ConstraintVocab {
 }
 
 fn schema_grammar(schema: Value) -> Grammar {
-    ResponseFormat::JsonSchema {
-        json_schema: JsonSchemaFormat {
-            name: None,
-            schema,
-            strict: Some(true),
-        },
-    }
-    .grammar()
-    .unwrap()
-    .unwrap()
+    schema_grammar_checked(schema).unwrap()
 }
 
 #[test]
