@@ -305,7 +305,8 @@ impl WebEngine {
         }
     }
 
-    /// JSON `{"adapter", "f16", "subgroups", "contextLength", "cachedTokens"}`.
+    /// JSON `{"adapter", "f16", "subgroups", "contextLength", "cachedTokens", "wasmMemoryBytes"}`.
+    /// wasm memory only grows, so `wasmMemoryBytes` is the peak so far (loading included).
     pub fn stats(&self) -> Result<String, JsValue> {
         let state = self.state.try_borrow().map_err(|_| Self::busy())?;
         let (gpu, context_length, cached) = match &*state {
@@ -319,6 +320,7 @@ impl WebEngine {
             "subgroups": gpu.subgroups,
             "contextLength": context_length,
             "cachedTokens": cached,
+            "wasmMemoryBytes": core::arch::wasm32::memory_size(0) as f64 * 65536.0,
         })
         .to_string())
     }

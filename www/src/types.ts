@@ -166,6 +166,8 @@ export interface RuntimeStats {
   contextLength: number;
   /** Tokens the KV cache holds (reused by the next request where its prefix matches). */
   cachedTokens: number;
+  /** The engine's WebAssembly memory; it only grows, so this is its peak (loading included). */
+  wasmMemoryBytes: number;
   /** Usage of the last finished request; null before the first. */
   lastUsage: CompletionUsage | null;
 }
