@@ -233,7 +233,15 @@ impl Session {
         if let Some(&token) = prompt_ids.iter().find(|&&t| t as usize >= vocab) {
             return Err(EngineError::TokenOutOfRange { token, vocab }.into());
         }
-        match self.run(prompt_ids, params, cancel, on_text).await {
+        // Compiled before any GPU work, so a bad grammar leaves the cache as it was.
+        let constraint = match &params.grammar {
+            Some(grammar) => Some(self.constraint(grammar)?),
+            None => None,
+        };
+        match self
+            .run(prompt_ids, params, constraint, cancel, on_text)
+            .await
+        {
             Ok(done) => Ok(done),
             Err(e) => {
                 // A failed step may have written part of the cache: trust none of it.
@@ -247,13 +255,10 @@ impl Session {
         &mut self,
         prompt_ids: &[u32],
         params: &GenerateParams,
+        mut constraint: Option<Constraint>,
         cancel: &CancelFlag,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Completion, GenerationError> {
-        let mut constraint = match &params.grammar {
-            Some(grammar) => Some(self.constraint(grammar)?),
-            None => None,
-        };
         let mut grammar_s = 0.0f64;
         let start = Instant::now();
         let greedy = params.sampling.is_plain_greedy() && constraint.is_none();

@@ -129,7 +129,7 @@ mod on_the_real_model {
             // max_tokens (valid so far, but cut off).
             repetition_penalty: Some(1.0),
             seed: Some(seed),
-            max_tokens: Some(400),
+            max_tokens: Some(600),
             ..ChatCompletionRequest::default()
         }
     }
@@ -317,4 +317,17 @@ fn arbitrary_token_choices_stay_inside_the_grammar() {
             assert!(validator.is_valid(&value), "seed {seed}: {value}");
         }
     }
+    // A schema that cannot be compiled is refused before any GPU work: the cache stays.
+    let cached = s.cached_tokens();
+    assert!(cached > 0);
+    let refused = GenerateParams {
+        grammar: Some(schema_grammar(
+            serde_json::json!({"type": "object", "not": {}}),
+        )),
+        ..GenerateParams::default()
+    };
+    let err = pollster::block_on(s.generate(&prompt, &refused, &CancelFlag::new(), &mut |_| {}))
+        .unwrap_err();
+    assert!(err.to_string().contains("not"), "{err}");
+    assert_eq!(s.cached_tokens(), cached);
 }
