@@ -27,8 +27,8 @@ const OFFICIAL = [
 
 /** What scripts/serve-demo maps under /models/ (the project's test models). */
 const LOCAL = [
-  { id: 'local-tiny', label: 'Tiny test model', detail: '27 MB · replies are random text', urls: ['/models/qwen2-tiny-random.gguf'] },
   { id: 'local-coder', label: 'Qwen2.5-Coder 0.5B Instruct (local)', detail: '0.49 GB', urls: ['/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf'] },
+  { id: 'local-tiny', label: 'Tiny test model', detail: '27 MB · replies are random text', urls: ['/models/qwen2-tiny-random.gguf'] },
 ];
 
 function isLocalhost(hostname) {
@@ -43,8 +43,8 @@ export function fileName(url) {
 
 /**
  * The picker's groups and the model to select: `{groups: [{label, models}], selected}`.
- * On localhost the local test models are listed first and the tiny one is the default, so a
- * developer's page works offline; `?model=URL[,URL…]` selects a listed model or adds it.
+ * On localhost the local test models are listed first and the real one (Qwen2.5-Coder 0.5B) is
+ * the default, so a developer's page works offline; `?model=URL[,URL…]` selects a listed model or adds it.
  */
 export function modelCatalog(location) {
   const groups = [];

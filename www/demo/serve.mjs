@@ -19,8 +19,8 @@ const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..
 const DEFAULT_MODELS = path.join(process.env.QWEN_WEBGPU_CACHE ?? path.join(os.homedir(), '.cache/qwen-webgpu'), 'models');
 /** The test models scripts/fetch-test-model makes, in the order the demo URLs are printed. */
 const TEST_MODELS = [
-  { file: 'qwen2-tiny-random.gguf', label: 'tiny test model (random weights, fast)' },
   { file: 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf', label: 'Qwen2.5-Coder 0.5B Instruct' },
+  { file: 'qwen2-tiny-random.gguf', label: 'tiny test model (random weights, fast)' },
 ];
 
 const CONTENT_TYPES = {
@@ -118,7 +118,7 @@ async function main() {
   const present = TEST_MODELS.filter((model) => existsSync(path.join(values.models, model.file)));
   for (const model of present) console.log(`Demo with the ${model.label}: ${origin}/www/demo/?model=/models/${model.file}`);
   if (present.length === 0) {
-    console.log(`Demo: ${origin}/www/demo/  (no test model in ${values.models}: run scripts/fetch-test-model --tiny)`);
+    console.log(`Demo: ${origin}/www/demo/  (no test model in ${values.models}: run scripts/fetch-test-model)`);
   }
   console.log('Press Ctrl-C to stop.');
 }

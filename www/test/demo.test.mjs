@@ -70,7 +70,7 @@ after(async () => {
 });
 
 /** Opens the demo (with extra query parameters) and waits for its WebGPU check. */
-async function openDemo(query = '') {
+async function openDemo(query = '', pagePath = DEMO) {
   const page = await suite.context.newPage();
   await page.setViewportSize({ width: 1360, height: 900 });
   page.consoleLines = [];
@@ -80,7 +80,7 @@ async function openDemo(query = '') {
     page.errors.push(error.message);
     page.consoleLines.push(`[pageerror] ${error.stack ?? error.message}`);
   });
-  await page.goto(`${origin}${DEMO}${query}`);
+  await page.goto(`${origin}${pagePath}${query}`);
   await page.waitForSelector('#gpu-status:not([data-state="checking"])');
   return page;
 }
@@ -185,15 +185,16 @@ function twoPagePdf(pages) {
   return Buffer.from(pdf, 'latin1');
 }
 
-test('the page opens with the local tiny model selected and WebGPU detected', async (t) => {
-  const page = await openDemo();
+test('the page opens with the local test model selected and WebGPU detected', async (t) => {
+  // Without ?model= the page selects the real local test model.
+  const page = await openDemo('', '/www/demo/');
   try {
     await withArtifacts(t, page, async () => {
       assert.equal(await page.title(), 'Qwen WebGPU · private AI chat in your browser');
       assert.equal(await page.getAttribute('#gpu-status', 'data-state'), 'ok');
       assert.match(await page.textContent('#gpu-status'), /^WebGPU · .+/);
-      assert.equal(await page.inputValue('#model-select'), 'local-tiny');
-      assert.equal(await page.textContent('#model-detail'), '27 MB · replies are random text');
+      assert.equal(await page.inputValue('#model-select'), 'local-coder');
+      assert.equal(await page.textContent('#model-detail'), '0.49 GB');
       const options = await page.$$eval('#model-select option', (list) => list.map((o) => o.textContent));
       for (const size of ['0.5B', '1.5B', '3B', '7B']) assert.ok(options.includes(`Qwen2.5 ${size} Instruct`), options.join(', '));
       assert.equal(await page.isEnabled('#load-button'), true);
