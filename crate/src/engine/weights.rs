@@ -142,6 +142,8 @@ impl Matrix {
 pub struct MatrixWriter {
     /// Where each piece begins in the tensor's bytes, and its length.
     spans: Vec<(u64, u64)>,
+    /// The piece the next byte goes to (bytes arrive in order, so it only moves forward).
+    piece: usize,
     /// Tensor bytes received so far.
     received: u64,
     carry: [u8; 4],
@@ -162,6 +164,7 @@ impl MatrixWriter {
                     )
                 })
                 .collect(),
+            piece: 0,
             received: 0,
             carry: [0; 4],
             carry_len: 0,
@@ -174,24 +177,25 @@ impl MatrixWriter {
         debug_assert_eq!(at, self.received);
         let mut data = bytes;
         while !data.is_empty() {
-            let piece = self
-                .spans
-                .iter()
-                .position(|&(start, len)| self.received < start + len);
-            let Some(i) = piece else { return };
-            let (start, len) = self.spans[i];
+            let i = self.piece;
+            let Some(&(start, len)) = self.spans.get(i) else {
+                return;
+            };
             let buffer = &matrix.pieces[i].buffer;
             let in_piece = self.received - start;
             let take = (len - in_piece).min(data.len() as u64) as usize;
             self.write_piece(ctx, buffer, in_piece, &data[..take]);
             data = &data[take..];
             self.received += take as u64;
-            if self.received == start + len && self.carry_len > 0 {
-                // The piece's tail: pad its last word (the buffer has 4 spare bytes).
-                let word_at = len - self.carry_len as u64;
-                self.carry[self.carry_len..].fill(0);
-                ctx.queue.write_buffer(buffer, word_at, &self.carry);
-                self.carry_len = 0;
+            if self.received == start + len {
+                if self.carry_len > 0 {
+                    // The piece's tail: pad its last word (the buffer has 4 spare bytes).
+                    let word_at = len - self.carry_len as u64;
+                    self.carry[self.carry_len..].fill(0);
+                    ctx.queue.write_buffer(buffer, word_at, &self.carry);
+                    self.carry_len = 0;
+                }
+                self.piece += 1;
             }
         }
     }
