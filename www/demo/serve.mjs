@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { parseRange } from '../test/server.mjs';
+import { fileHeaders, parseRange } from '../test/server.mjs';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DEFAULT_MODELS = path.join(process.env.QWEN_WEBGPU_CACHE ?? path.join(os.homedir(), '.cache/qwen-webgpu'), 'models');
@@ -22,21 +22,6 @@ const TEST_MODELS = [
   { file: 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf', label: 'Qwen2.5-Coder 0.5B Instruct' },
   { file: 'qwen2-tiny-random.gguf', label: 'tiny test model (random weights, fast)' },
 ];
-
-const CONTENT_TYPES = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-  '.map': 'application/json',
-  '.wasm': 'application/wasm',
-  '.md': 'text/markdown; charset=utf-8',
-  '.txt': 'text/plain; charset=utf-8',
-  '.pdf': 'application/pdf',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-};
 
 /** `relative` under `directory`, or null when it would escape it or name a hidden file (.git). */
 function resolveUnder(directory, relative) {
@@ -75,14 +60,7 @@ export function staticHandler({ root, mounts, onRequest }) {
     if (!info?.isFile()) return finish(404, { 'Content-Type': 'text/plain' }, `not found: ${urlPath}`);
 
     const { size } = info;
-    const headers = {
-      'Content-Type': CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream',
-      'Accept-Ranges': 'bytes',
-      ETag: `"${size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`,
-      'Last-Modified': info.mtime.toUTCString(),
-      'Cache-Control': 'no-cache',
-      'X-Content-Type-Options': 'nosniff',
-    };
+    const headers = fileHeaders(file, info);
     const range = parseRange(req.headers.range, size);
     if (range === 'unsatisfiable') return finish(416, { ...headers, 'Content-Range': `bytes */${size}` });
     const { start, end } = range ?? { start: 0, end: size - 1 };

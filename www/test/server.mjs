@@ -18,7 +18,25 @@ const CONTENT_TYPES = {
   '.map': 'application/json',
   '.wasm': 'application/wasm',
   '.ts': 'text/plain; charset=utf-8',
+  '.md': 'text/markdown; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.pdf': 'application/pdf',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
 };
+
+/** The headers of a static file response (type, validators, ranges accepted), shared with the
+ * demo's server (www/demo/serve.mjs). */
+export function fileHeaders(file, info) {
+  return {
+    'Content-Type': CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream',
+    'Accept-Ranges': 'bytes',
+    ETag: `"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`,
+    'Last-Modified': info.mtime.toUTCString(),
+    'Cache-Control': 'no-cache',
+    'X-Content-Type-Options': 'nosniff',
+  };
+}
 
 /**
  * The satisfiable byte range [start, end] (inclusive) a `Range` header asks of a file of `size`
@@ -81,13 +99,7 @@ export async function startServer({ root, mounts = {} }) {
     if (!info?.isFile()) return finish(404, { 'Content-Type': 'text/plain' }, `not found: ${urlPath}`);
 
     const size = info.size;
-    const headers = {
-      'Content-Type': CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream',
-      'Accept-Ranges': 'bytes',
-      ETag: `"${size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`,
-      'Last-Modified': info.mtime.toUTCString(),
-      'Cache-Control': 'no-cache',
-    };
+    const headers = fileHeaders(file, info);
     const range = parseRange(req.headers.range, size);
     if (range === 'unsatisfiable') return finish(416, { ...headers, 'Content-Range': `bytes */${size}` });
     const { start, end } = range ?? { start: 0, end: size - 1 };
