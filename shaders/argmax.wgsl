@@ -1,12 +1,5 @@
 // OUT = (index, value) of the largest of the first n LOGITS; the lowest index wins ties.
 
-struct Params {
-    n: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
 const WG: u32 = 256u;
 
 @group(0) @binding(0) var<storage, read> LOGITS: array<f32>;

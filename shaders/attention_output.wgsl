@@ -1,9 +1,9 @@
 // OUT[t, h] = sum_p softmax_p(SCORES[t, h, p]) * V_CACHE[p, h / group] over p <= pos + t,
 // one workgroup per (head, token).
-// Prepended: step.wgsl, heads.wgsl, workgroup_reduce.wgsl.
+// Composed in crate/src/kernels/attention.rs: Step, Heads, `alias kv`, workgroup_reduce.
 
 @group(0) @binding(0) var<storage, read> SCORES: array<f32>;
-// `kv` is f16 where the adapter has shader-f16, else f32 (prepended alias).
+// `kv` is f16 where the adapter has shader-f16, else f32 (an alias the module declares).
 @group(0) @binding(1) var<storage, read> V_CACHE: array<kv>;
 @group(0) @binding(2) var<storage, read_write> OUT: array<f32>;
 @group(0) @binding(3) var<uniform> P: Heads;

@@ -1,10 +1,9 @@
 // SCORES[t, h, p] = Q[t, h] . K_CACHE[p, h / group] / sqrt(head_dim) for the causal positions
 // p <= pos + t. Dispatch: (ceil(seq_len / 64), n_heads, n_tokens).
-
-
+// Composed in crate/src/kernels/attention.rs: Step, Heads, `alias kv`.
 
 @group(0) @binding(0) var<storage, read> Q: array<vec4<f32>>;
-// `kv` is f16 where the adapter has shader-f16, else f32 (prepended alias).
+// `kv` is f16 where the adapter has shader-f16, else f32 (an alias the module declares).
 @group(0) @binding(1) var<storage, read> K_CACHE: array<vec4<kv>>;
 @group(0) @binding(2) var<storage, read_write> SCORES: array<f32>;
 @group(0) @binding(3) var<uniform> P: Heads;

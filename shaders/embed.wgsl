@@ -1,13 +1,5 @@
 // X[t, :] = dequantized row TOKENS[t] of the embedding matrix, for tokens in this piece's rows.
-// Prepended: bytes.wgsl and the embedding type's dequant4.
-
-struct Params {
-    k: u32,
-    rows: u32,
-    row_offset: u32,
-    row_bytes: u32,
-}
-
+// Composed in crate/src/kernels/embed.rs: Step, Params, the embedding type's dequant snippet.
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;
 @group(0) @binding(1) var<storage, read> TOKENS: array<u32>;

@@ -3,27 +3,15 @@
 //
 // A workgroup of 64 invocations computes 8 rows, 8 invocations per row; each invocation
 // dequantizes 32-value chunks of its row in registers, four values at a time, once, and applies
-// them to every token of a tile of TILE tokens, so prefill reads the weights once per tile and decode (TILE = 1) reads
-// each weight byte once. Neighbouring invocations read neighbouring chunks.
-// Prepended: bytes.wgsl, the weight type's dequant4(row_byte_offset, chunk, quad) and
-// chunk_dot(row_byte_offset, chunk, x_vec4_offset) (decode: each weight byte loaded once), and
-// reduce_*.wgsl, which sums a value over the 8 invocations of a row.
+// them to every token of a tile of TILE tokens, so prefill reads the weights once per tile and
+// decode (TILE = 1) reads each weight byte once. Neighbouring invocations read neighbouring
+// chunks. Composed in crate/src/kernels/matmul.rs: TILE, Step, Params, the weight type's
+// dequant snippet (dequant4(row_byte_offset, chunk, quad) and chunk_dot(row_byte_offset, chunk,
+// x_vec4_offset): decode loads each weight byte once) and a reduce snippet, which sums a value
+// over the 8 invocations of a row.
 
-const TILE: u32 = {{TILE}}u;
 const ROWS: u32 = 8u;
 const LANES: u32 = 8u;
-
-struct Params {
-    k: u32,            // input width (multiple of 32)
-    rows: u32,         // rows in this piece
-    row_offset: u32,   // index of the piece's first row in the whole matrix
-    row_bytes: u32,
-    y_stride: u32,     // output row length per token
-    x_stride: u32,     // input vec4s per token
-    x_token: u32,      // 0: tokens 0..n; else 1 + the one token to use (the last, for logits)
-    flags: u32,        // 1: add AUX[r] (bias), 2: accumulate into Y, 4: times silu(AUX[t, r])
-}
-
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;

@@ -1,14 +1,6 @@
 // Y[t, :] = X[t, :] / sqrt(mean(X[t, :]^2) + eps) * WEIGHT, one workgroup per token.
 // With `last_only`, only the last token of the step is normalised, into Y's first row.
-// Prepended: step.wgsl, workgroup_reduce.wgsl.
-
-struct Params {
-    n: u32,
-    eps: f32,
-    last_only: u32,
-    _pad: u32,
-}
-
+// Composed in crate/src/kernels/rms_norm.rs: Step, Params, workgroup_reduce.
 
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> WEIGHT: array<f32>;

@@ -1,8 +1,7 @@
 // Rotates Q and K by position (NEOX layout: pairs (i, i + d/2) of each head) and stores the
 // step's K and V rows into the layer's cache at positions pos..pos+n_tokens.
 // Dispatch: (head_dim / 2 / 32 rounded up, n_heads + n_kv_heads, n_tokens).
-
-
+// Composed in crate/src/kernels/rope_store.rs: Step, Heads, `alias kv`.
 
 @group(0) @binding(0) var<storage, read_write> Q: array<f32>;
 @group(0) @binding(1) var<storage, read> K: array<f32>;

@@ -11,12 +11,9 @@ use crate::chat_template::{ChatTemplate, TemplateError, TemplateInput};
 use crate::constraint::{Constraint, ConstraintError, ConstraintVocab, Grammar};
 use crate::engine::{Engine, EngineError, Readback, StepOutput};
 use crate::gguf::{GgufModel, MetadataValue};
-use crate::protocol::{
-    ChatCompletionRequest, ChatMessage, FinishReason, InvalidRequest, Tool, ToolCall, Usage,
-};
+use crate::protocol::{ChatMessage, FinishReason, InvalidRequest, Tool, ToolCall, Usage};
 use crate::sampling::{InvalidParam, Sampler, SamplingParams};
 use crate::tokenizer::{StreamDecoder, Tokenizer, TokenizerError};
-use crate::tools::{call_grammar, parse_tool_calls, ToolChoice, CALL_OPEN};
 
 /// Why a generation could not run. The session stays usable after any of these.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +36,10 @@ pub enum GenerationError {
     EmptyPrompt,
 }
 
+/// `max_tokens` when neither the request nor the caller gives one (the chat API, the CLI and
+/// [`GenerateParams::default`] alike).
+pub const DEFAULT_MAX_TOKENS: usize = 1024;
+
 /// Settings of one generation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerateParams {
@@ -55,7 +56,7 @@ impl Default for GenerateParams {
     fn default() -> Self {
         GenerateParams {
             sampling: SamplingParams::default(),
-            max_tokens: 512,
+            max_tokens: DEFAULT_MAX_TOKENS,
             stop: Vec::new(),
             grammar: None,
         }
@@ -382,80 +383,6 @@ impl Session {
         Ok(completion)
     }
 
-    /// Serves an OpenAI chat request: sampling settings, `response_format` and `tools` with
-    /// `tool_choice` (a required or named call is enforced by grammar; `none` forbids calls).
-    /// Streamed text stops at the first tool call; the calls come in the reply.
-    pub async fn chat_completion(
-        &mut self,
-        request: &ChatCompletionRequest,
-        cancel: &CancelFlag,
-        on_text: &mut dyn FnMut(&str),
-    ) -> Result<ChatReply, GenerationError> {
-        let mut params = request.generate_params()?;
-        let tools = request.tools.as_deref().filter(|t| !t.is_empty());
-        let choice = request.tool_choice.clone().unwrap_or_default();
-        match tools {
-            Some(tools) => {
-                if let Some(grammar) = call_grammar(tools, &choice)? {
-                    if params.grammar.is_some() {
-                        return Err(InvalidRequest(
-                            "response_format and a required tool call cannot be combined".into(),
-                        )
-                        .into());
-                    }
-                    params.grammar = Some(grammar);
-                }
-                if choice == ToolChoice::None {
-                    if let Some(id) = self.tokenizer.token_id(CALL_OPEN) {
-                        params.sampling.logit_bias.push((id, -100.0));
-                    }
-                }
-            }
-            None if matches!(choice, ToolChoice::Required | ToolChoice::Function(_)) => {
-                return Err(InvalidRequest(
-                    "tool_choice requires a call but there are no tools".into(),
-                )
-                .into());
-            }
-            None => {}
-        }
-        let calls_possible = tools.is_some() && choice != ToolChoice::None;
-        let messages = with_object_arguments(&request.messages);
-        let mut held = StopMatcher::new(&[CALL_OPEN.to_owned()]);
-        let mut stream = |text: &str| {
-            if !calls_possible {
-                return on_text(text);
-            }
-            let (out, _) = held.push(text);
-            if !out.is_empty() {
-                on_text(&out);
-            }
-        };
-        let completion = self
-            .chat(&messages, tools, &params, cancel, &mut stream)
-            .await?;
-        let (content, tool_calls) = if calls_possible {
-            let tail = held.flush();
-            if !tail.is_empty() {
-                on_text(&tail);
-            }
-            parse_tool_calls(&completion.text)
-        } else {
-            (completion.text.clone(), Vec::new())
-        };
-        let finish_reason = if tool_calls.is_empty() {
-            completion.finish_reason
-        } else {
-            FinishReason::ToolCalls
-        };
-        Ok(ChatReply {
-            content,
-            tool_calls,
-            finish_reason,
-            completion,
-        })
-    }
-
     /// Renders `messages` through the template and generates the assistant's reply.
     pub async fn chat(
         &mut self,
@@ -468,24 +395,6 @@ impl Session {
         let prompt = self.chat_prompt(messages, tools)?;
         self.generate(&prompt, params, cancel, on_text).await
     }
-}
-
-/// OpenAI clients send tool-call arguments as JSON strings; Qwen's template writes them with
-/// `tojson`, which would quote them again, so they go to the template as the objects they
-/// encode (as vLLM does).
-fn with_object_arguments(messages: &[ChatMessage]) -> Vec<ChatMessage> {
-    let mut out = messages.to_vec();
-    for call in out
-        .iter_mut()
-        .flat_map(|m| m.tool_calls.iter_mut().flatten())
-    {
-        if let serde_json::Value::String(s) = &call.function.arguments {
-            if let Ok(v @ serde_json::Value::Object(_)) = serde_json::from_str(s) {
-                call.function.arguments = v;
-            }
-        }
-    }
-    out
 }
 
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::engine::{check_model, Engine, EngineError, EngineOptions, WeightLoader};
+use crate::engine::{check_model, load_from_reader, Engine, EngineError, EngineOptions};
 use crate::gguf::{
     parse_header, shard_file_name, GgufError, GgufHeader, GgufModel, HeaderParse, Limits, SplitInfo,
 };
@@ -133,26 +133,17 @@ pub fn load_engine(
     // Everything that can be checked without a GPU is, before the device is opened.
     check_model(&model)?;
     let ctx = pollster::block_on(GpuContext::new(gpu)).map_err(EngineError::from)?;
-    let mut loader = WeightLoader::new(ctx, &model, options)?;
     // The same streaming path as the browser's: the file in bounded chunks, never a whole tensor.
-    const CHUNK: u64 = 8 << 20;
-    for range in loader.data_ranges() {
-        let path = &paths[range.shard];
-        let read_error = |e: io::Error| EngineError::Read {
-            name: path.display().to_string(),
-            message: e.to_string(),
-        };
-        let mut file = File::open(path).map_err(read_error)?;
-        file.seek(SeekFrom::Start(range.start))
-            .map_err(read_error)?;
-        let mut buf = vec![0u8; CHUNK.min(range.end - range.start) as usize];
-        let mut at = range.start;
-        while at < range.end {
-            let n = CHUNK.min(range.end - at) as usize;
-            file.read_exact(&mut buf[..n]).map_err(read_error)?;
-            loader.push(range.shard, at, &buf[..n])?;
-            at += n as u64;
+    let mut files: Vec<Option<File>> = paths.iter().map(|_| None).collect();
+    let engine = load_from_reader(ctx, &model, options, |shard, offset, buf| {
+        let path = &paths[shard];
+        let describe = |e: io::Error| format!("{}: {e}", path.display());
+        if files[shard].is_none() {
+            files[shard] = Some(File::open(path).map_err(describe)?);
         }
-    }
-    Ok(loader.finish()?)
+        let file = files[shard].as_mut().ok_or("the shard is not open")?;
+        file.seek(SeekFrom::Start(offset)).map_err(describe)?;
+        file.read_exact(buf).map_err(describe)
+    })?;
+    Ok(engine)
 }

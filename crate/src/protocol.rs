@@ -144,8 +144,8 @@ pub struct Usage {
 }
 
 /// An OpenAI chat-completion request, with llama.cpp's extra sampling fields (`top_k`, `min_p`,
-/// `repetition_penalty`). Absent sampling fields take Qwen2.5's recommended values
-/// ([`ChatCompletionRequest::DEFAULT_SAMPLING`]); `temperature: 0` is greedy. Fields this crate
+/// `repetition_penalty`). Absent fields take the defaults of [`crate::request`], which turns a
+/// request into generation settings; `temperature: 0` is greedy. Fields this crate
 /// has no use for (`model`, `stream`, `user`, ...) are accepted and ignored; `n` other than 1
 /// is refused.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -168,7 +168,7 @@ pub struct ChatCompletionRequest {
     pub logit_bias: Option<std::collections::BTreeMap<String, f32>>,
     pub n: Option<usize>,
     pub response_format: Option<ResponseFormat>,
-    pub tool_choice: Option<crate::tools::ToolChoice>,
+    pub tool_choice: Option<ToolChoice>,
 }
 
 /// OpenAI's `response_format`.
@@ -190,28 +190,47 @@ pub struct JsonSchemaFormat {
     pub strict: Option<bool>,
 }
 
-impl ResponseFormat {
-    /// The grammar this format asks for (with JSON laid out as the model writes it).
-    pub fn grammar(&self) -> Result<Option<crate::constraint::Grammar>, InvalidRequest> {
-        use crate::constraint::Grammar;
-        let mut schema = match self {
-            ResponseFormat::Text => return Ok(None),
-            ResponseFormat::JsonObject => serde_json::json!({"type": "object"}),
-            ResponseFormat::JsonSchema { json_schema } => json_schema.schema.clone(),
-        };
-        match &mut schema {
-            serde_json::Value::Object(map) => {
-                map.entry("x-guidance")
-                    .or_insert_with(crate::tools::json_layout);
-            }
-            serde_json::Value::Bool(_) => {}
-            _ => {
-                return Err(InvalidRequest(
-                    "json_schema.schema is not a JSON Schema object".into(),
-                ))
-            }
+/// OpenAI's `tool_choice`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ToolChoice {
+    /// Text or calls, as the model decides.
+    #[default]
+    Auto,
+    /// No calls.
+    None,
+    /// At least one call of a declared tool.
+    Required,
+    /// A call of this tool.
+    Function(String),
+}
+
+impl<'de> Deserialize<'de> for ToolChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Named {
+            function: Name,
         }
-        Ok(Some(Grammar::JsonSchema(schema)))
+        #[derive(Deserialize)]
+        struct Name {
+            name: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            Named(Named),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Word(w) => match w.as_str() {
+                "auto" => Ok(ToolChoice::Auto),
+                "none" => Ok(ToolChoice::None),
+                "required" => Ok(ToolChoice::Required),
+                other => Err(serde::de::Error::custom(format!(
+                    "tool_choice {other:?} is not auto, none, required or a function"
+                ))),
+            },
+            Raw::Named(n) => Ok(ToolChoice::Function(n.function.name)),
+        }
     }
 }
 
@@ -227,66 +246,6 @@ pub enum Stop {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("invalid request: {0}")]
 pub struct InvalidRequest(pub String);
-
-impl ChatCompletionRequest {
-    /// Qwen2.5-Instruct's `generation_config.json`: temperature 0.7, top_p 0.8, top_k 20,
-    /// repetition_penalty 1.05.
-    pub const DEFAULT_SAMPLING: (f32, f32, usize, f32) = (0.7, 0.8, 20, 1.05);
-    /// `max_tokens` when the request gives none.
-    pub const DEFAULT_MAX_TOKENS: usize = 1024;
-
-    /// The generation settings this request asks for.
-    pub fn generate_params(&self) -> Result<crate::generation::GenerateParams, InvalidRequest> {
-        use crate::sampling::SamplingParams;
-        if self.n.is_some_and(|n| n != 1) {
-            return Err(InvalidRequest("only n = 1 is supported".into()));
-        }
-        if self.messages.is_empty() {
-            return Err(InvalidRequest("messages is empty".into()));
-        }
-        let (temperature, top_p, top_k, repetition_penalty) = Self::DEFAULT_SAMPLING;
-        let logit_bias = match &self.logit_bias {
-            None => Vec::new(),
-            Some(map) => map
-                .iter()
-                .map(|(id, bias)| {
-                    id.parse::<u32>().map(|id| (id, *bias)).map_err(|_| {
-                        InvalidRequest(format!("logit_bias key {id:?} is not a token id"))
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-        };
-        let sampling = SamplingParams {
-            temperature: self.temperature.unwrap_or(temperature),
-            top_p: self.top_p.unwrap_or(top_p),
-            top_k: self.top_k.unwrap_or(top_k),
-            min_p: self.min_p.unwrap_or(0.0),
-            repetition_penalty: self.repetition_penalty.unwrap_or(repetition_penalty),
-            presence_penalty: self.presence_penalty.unwrap_or(0.0),
-            frequency_penalty: self.frequency_penalty.unwrap_or(0.0),
-            logit_bias,
-            seed: self.seed,
-            ..SamplingParams::default()
-        };
-        sampling
-            .validate()
-            .map_err(|e| InvalidRequest(e.to_string()))?;
-        let grammar = match &self.response_format {
-            Some(format) => format.grammar()?,
-            None => None,
-        };
-        Ok(crate::generation::GenerateParams {
-            grammar,
-            sampling,
-            max_tokens: self.max_tokens.unwrap_or(Self::DEFAULT_MAX_TOKENS),
-            stop: match &self.stop {
-                None => Vec::new(),
-                Some(Stop::One(s)) => vec![s.clone()],
-                Some(Stop::Many(v)) => v.clone(),
-            },
-        })
-    }
-}
 
 /// Accepts a string, null, or a list of `{"type": "text", "text": ...}` parts.
 fn content_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -326,35 +285,6 @@ fn content_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn requests_map_to_generation_settings() {
-        let r: ChatCompletionRequest = serde_json::from_str(
-            r#"{"model":"x","stream":true,"messages":[{"role":"user","content":"hi"}],
-                "temperature":0,"max_completion_tokens":9,"stop":"END","logit_bias":{"42":-100},"seed":3}"#,
-        )
-        .unwrap();
-        let p = r.generate_params().unwrap();
-        assert!(p.sampling.temperature == 0.0 && p.max_tokens == 9 && p.stop == ["END"]);
-        assert_eq!(
-            (p.sampling.logit_bias.clone(), p.sampling.seed),
-            (vec![(42, -100.0)], Some(3))
-        );
-        let r: ChatCompletionRequest =
-            serde_json::from_str(r#"{"messages":[{"role":"user","content":"hi"}]}"#).unwrap();
-        let p = r.generate_params().unwrap();
-        assert_eq!((p.sampling.temperature, p.sampling.top_k), (0.7, 20));
-        assert_eq!(p.max_tokens, ChatCompletionRequest::DEFAULT_MAX_TOKENS);
-        for bad in [
-            r#"{"messages":[{"role":"user","content":"hi"}],"n":2}"#,
-            r#"{"messages":[]}"#,
-            r#"{"messages":[{"role":"user","content":"hi"}],"top_p":0}"#,
-            r#"{"messages":[{"role":"user","content":"hi"}],"logit_bias":{"x":1}}"#,
-        ] {
-            let r: ChatCompletionRequest = serde_json::from_str(bad).unwrap();
-            assert!(r.generate_params().is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn content_parts_join_and_images_are_refused() {

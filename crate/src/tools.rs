@@ -2,58 +2,13 @@
 //! valid arguments, and the parser that turns the output's
 //! `<tool_call>{"name": ..., "arguments": ...}</tool_call>` blocks into OpenAI tool calls.
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::constraint::Grammar;
-use crate::protocol::{FunctionCall, InvalidRequest, Tool, ToolCall};
+use crate::protocol::{FunctionCall, InvalidRequest, Tool, ToolCall, ToolChoice};
 
 pub const CALL_OPEN: &str = "<tool_call>";
 pub const CALL_CLOSE: &str = "</tool_call>";
-
-/// OpenAI's `tool_choice`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum ToolChoice {
-    /// Text or calls, as the model decides.
-    #[default]
-    Auto,
-    /// No calls.
-    None,
-    /// At least one call of a declared tool.
-    Required,
-    /// A call of this tool.
-    Function(String),
-}
-
-impl<'de> Deserialize<'de> for ToolChoice {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Named {
-            function: Name,
-        }
-        #[derive(Deserialize)]
-        struct Name {
-            name: String,
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Word(String),
-            Named(Named),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Word(w) => match w.as_str() {
-                "auto" => Ok(ToolChoice::Auto),
-                "none" => Ok(ToolChoice::None),
-                "required" => Ok(ToolChoice::Required),
-                other => Err(serde::de::Error::custom(format!(
-                    "tool_choice {other:?} is not auto, none, required or a function"
-                ))),
-            },
-            Raw::Named(n) => Ok(ToolChoice::Function(n.function.name)),
-        }
-    }
-}
 
 /// JSON-mode output settings: compact separators as the model writes them, no free
 /// whitespace (small models otherwise pad with newlines).

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use qwen_webgpu::constraint::{ConstraintVocab, Grammar};
 use qwen_webgpu::native::open_model;
 use qwen_webgpu::protocol::{JsonSchemaFormat, ResponseFormat};
+use qwen_webgpu::request::response_format_grammar;
 use qwen_webgpu::tokenizer::Tokenizer;
 use serde_json::Value;
 
@@ -60,14 +61,13 @@ fn jsonschemabench_coverage() {
 }
 
 fn schema_grammar_checked(schema: Value) -> Result<Grammar, String> {
-    ResponseFormat::JsonSchema {
+    response_format_grammar(&ResponseFormat::JsonSchema {
         json_schema: JsonSchemaFormat {
             name: None,
             schema,
             strict: Some(true),
         },
-    }
-    .grammar()
+    })
     .map_err(|e| e.to_string())?
     .ok_or_else(|| "no grammar".to_string())
 }
@@ -90,8 +90,8 @@ mod on_the_real_model {
     use qwen_webgpu::generation::{CancelFlag, ChatReply, Session};
     use qwen_webgpu::gpu::GpuOptions;
     use qwen_webgpu::native::load_engine;
+    use qwen_webgpu::protocol::ToolChoice;
     use qwen_webgpu::protocol::{ChatCompletionRequest, ChatMessage, FinishReason, Role, Tool};
-    use qwen_webgpu::tools::ToolChoice;
 
     fn session() -> Session {
         let path = support::real_model();

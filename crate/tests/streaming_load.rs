@@ -4,7 +4,9 @@
 
 mod support;
 
-use qwen_webgpu::engine::{Engine, EngineError, EngineOptions, Readback, StepOutput, WeightLoader};
+use qwen_webgpu::engine::{
+    load_from_reader, Engine, EngineError, EngineOptions, Readback, StepOutput, WeightLoader,
+};
 use qwen_webgpu::gguf::GgufModel;
 use qwen_webgpu::gpu::{GpuContext, GpuOptions};
 use qwen_webgpu::native::open_model;
@@ -38,9 +40,10 @@ fn tiny() -> (GgufModel, Vec<u8>) {
 #[test]
 fn chunked_pushes_load_the_same_model() {
     let (model, file) = tiny();
-    let mut whole = Engine::load(gpu(), &model, &options(), |t| {
-        let start = t.file_offset as usize;
-        Ok(file[start..start + t.info.bytes as usize].to_vec())
+    let mut whole = load_from_reader(gpu(), &model, &options(), |_shard, offset, buf| {
+        let start = offset as usize;
+        buf.copy_from_slice(&file[start..start + buf.len()]);
+        Ok(())
     })
     .unwrap();
     let want = logits(&mut whole);

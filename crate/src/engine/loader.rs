@@ -9,8 +9,10 @@ use crate::gguf::{GgufModel, ModelTensor};
 use crate::gpu::GpuContext;
 use crate::model_config::Qwen2Config;
 
+use super::error::{EngineError, EngineOptions};
+use super::qwen2::{assemble, check_model, required_tensors, TensorKind};
+use super::runtime::Engine;
 use super::weights::{upload_vector, Matrix, MatrixWriter};
-use super::{check_model, required_tensors, Engine, EngineError, EngineOptions, Shape};
 
 /// A byte range of one shard that holds tensor data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -86,15 +88,15 @@ impl WeightLoader {
     ) -> Result<WeightLoader, EngineError> {
         let config = check_model(model)?;
         let mut slots = Vec::new();
-        for (tensor, shape) in required_tensors(model, &config)? {
-            let destination = match shape {
-                Shape::Matrix(..) => {
+        for (tensor, kind) in required_tensors(model, &config)? {
+            let destination = match kind {
+                TensorKind::Matrix => {
                     let matrix = Matrix::allocate(&ctx, tensor, max_piece_bytes)?;
                     let writer = MatrixWriter::new(&matrix);
                     Destination::Matrix(matrix, writer)
                 }
                 // check_model bounded the vector's length by the model's width.
-                Shape::Vector(_) => Destination::Vector {
+                TensorKind::Vector => Destination::Vector {
                     bytes: Vec::with_capacity(tensor.info.bytes as usize),
                     buffer: None,
                 },
@@ -217,8 +219,38 @@ impl WeightLoader {
                 }
             }
         }
-        Engine::assemble(self.ctx, self.config, &self.options, weights)
+        assemble(self.ctx, self.config, &self.options, weights)
     }
+}
+
+/// Loads `model` onto `ctx`'s device from a byte reader: every data range, in chunks of at
+/// most 8 MiB, through a [`WeightLoader`]. `read(shard, offset, buf)` fills `buf` with the
+/// shard's bytes from `offset`. The CLI (files) and tests (memory) load through this; the
+/// browser, whose bytes arrive when the network or IndexedDB delivers them, pushes them into
+/// the same [`WeightLoader`].
+pub fn load_from_reader(
+    ctx: GpuContext,
+    model: &GgufModel,
+    options: &EngineOptions,
+    mut read: impl FnMut(usize, u64, &mut [u8]) -> Result<(), String>,
+) -> Result<Engine, EngineError> {
+    const CHUNK: u64 = 8 << 20;
+    let mut loader = WeightLoader::new(ctx, model, options)?;
+    let mut buf = Vec::new();
+    for range in loader.data_ranges() {
+        let mut at = range.start;
+        while at < range.end {
+            let n = CHUNK.min(range.end - at) as usize;
+            buf.resize(n, 0);
+            read(range.shard, at, &mut buf).map_err(|message| EngineError::Read {
+                name: format!("shard {} at byte {at}", range.shard + 1),
+                message,
+            })?;
+            loader.push(range.shard, at, &buf)?;
+            at += n as u64;
+        }
+    }
+    loader.finish()
 }
 
 /// Uploaded weights by tensor name, taken out one by one as the engine wires its kernels.
@@ -233,13 +265,13 @@ impl Weights {
         self.matrices.contains_key(name)
     }
 
-    pub(super) fn matrix(&mut self, name: &str) -> Result<Matrix, EngineError> {
+    pub(super) fn take_matrix(&mut self, name: &str) -> Result<Matrix, EngineError> {
         self.matrices
             .remove(name)
             .ok_or_else(|| EngineError::MissingTensor { name: name.into() })
     }
 
-    pub(super) fn vector(&mut self, name: &str) -> Result<wgpu::Buffer, EngineError> {
+    pub(super) fn take_vector(&mut self, name: &str) -> Result<wgpu::Buffer, EngineError> {
         self.vectors
             .remove(name)
             .ok_or_else(|| EngineError::MissingTensor { name: name.into() })

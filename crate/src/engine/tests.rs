@@ -2,10 +2,17 @@
 //! lookup against the CPU dequantization reference, on real and synthetic blocks, in the decode
 //! and prefill tilings and with weights split into pieces.
 
-use super::*;
+use bytemuck::Zeroable;
+
+use super::qwen2::rope_table;
+use super::recording::{record, Builder};
+use super::runtime::StepStats;
+use super::weights::Matrix;
 use crate::dequant::dequantize;
-use crate::gguf::TensorInfo;
-use crate::gpu::GpuOptions;
+use crate::gguf::{GgmlType, ModelTensor, TensorInfo};
+use crate::gpu::{GpuContext, GpuOptions};
+use crate::kernels::dequant::SUPPORTED;
+use crate::kernels::StepUniform;
 
 /// The adapter with and without subgroup kernels (lavapipe has subgroups, so the fallback is
 /// forced); each test runs on both.
@@ -85,14 +92,8 @@ fn matrix_shape(ty: GgmlType, values: usize) -> (u64, u64) {
     (cols, values as u64 / cols)
 }
 
-/// Runs `record` (which adds dispatches to the builder) for `n_tokens` tokens in one pass.
-fn run(ctx: &GpuContext, b: Builder<'_>, n_tokens: u32, tile: u32) -> Kernels {
-    let Builder {
-        kernels,
-        dispatches,
-        step,
-        ..
-    } = b;
+/// Runs the builder's dispatches for `n_tokens` tokens in one pass.
+fn run(ctx: &GpuContext, mut b: Builder<'_>, step: &wgpu::Buffer, n_tokens: u32) {
     ctx.queue.write_buffer(
         step,
         0,
@@ -103,23 +104,16 @@ fn run(ctx: &GpuContext, b: Builder<'_>, n_tokens: u32, tile: u32) -> Kernels {
             _pad: 0,
         }),
     );
+    let dispatches = b.take();
     let mut encoder = ctx
         .device
         .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
     let mut stats = StepStats::default();
     {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
-        let mut rec = Recorder {
-            kernels: &kernels,
-            pass: &mut pass,
-            n_tokens,
-            seq_len: n_tokens,
-            stats: &mut stats,
-        };
-        rec.record(&dispatches, tile).expect("prepared kernels");
+        record(&mut pass, &dispatches, n_tokens, n_tokens, &mut stats);
     }
     ctx.queue.submit([encoder.finish()]);
-    kernels
 }
 
 fn read_f32(ctx: &GpuContext, buffer: &wgpu::Buffer, n: usize) -> Vec<f32> {
@@ -136,7 +130,8 @@ fn read_f32(ctx: &GpuContext, buffer: &wgpu::Buffer, n: usize) -> Vec<f32> {
 
 /// GPU `W·X (+ bias)` for the fixture blocks of `ty` against f64 sums of the CPU dequantization.
 /// With `one_row_pieces`, every row goes to its own buffer.
-fn check_matmul(ctx: &GpuContext, ty: GgmlType, n_tokens: u32, tile: u32, one_row_pieces: bool) {
+/// Single-token calls run the decode kernel, longer ones the prefill tiles.
+fn check_matmul(ctx: &GpuContext, ty: GgmlType, n_tokens: u32, one_row_pieces: bool) {
     let blocks = fixture_blocks(ty);
     let values = dequantize(ty, &blocks).expect("dequantize");
     let (cols, rows) = matrix_shape(ty, values.len());
@@ -164,17 +159,10 @@ fn check_matmul(ctx: &GpuContext, ty: GgmlType, n_tokens: u32, tile: u32, one_ro
         .storage_buffer("y", rows * u64::from(n_tokens) * 4)
         .unwrap();
     let step = ctx.uniform("step", &StepUniform::zeroed());
-    let mut b = Builder {
-        ctx,
-        kernels: Kernels::default(),
-        keep: Vec::new(),
-        dispatches: Vec::new(),
-        step: &step,
-        no_bias: ctx.storage_buffer("no-bias", 4).unwrap(),
-    };
+    let mut b = Builder::new(ctx, &step).unwrap();
     b.matmul(&m, &x_buf, &y_buf, Some(&bias_buf), 0, 0)
         .expect("matmul");
-    run(ctx, b, n_tokens, tile);
+    run(ctx, b, &step, n_tokens);
     let got = read_f32(ctx, &y_buf, (rows * u64::from(n_tokens)) as usize);
 
     for tok in 0..n_tokens as usize {
@@ -203,24 +191,11 @@ fn check_matmul(ctx: &GpuContext, ty: GgmlType, n_tokens: u32, tile: u32, one_ro
     }
 }
 
-const GPU_TYPES: [GgmlType; 10] = [
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::Q4K,
-    GgmlType::Q5K,
-    GgmlType::Q6K,
-];
-
 #[test]
 fn matmul_decode_matches_cpu_reference_for_every_type() {
     for ctx in contexts() {
-        for ty in GPU_TYPES {
-            check_matmul(&ctx, ty, 1, 1, false);
+        for ty in SUPPORTED {
+            check_matmul(&ctx, ty, 1, false);
         }
     }
 }
@@ -228,9 +203,9 @@ fn matmul_decode_matches_cpu_reference_for_every_type() {
 #[test]
 fn matmul_prefill_tiles_match_cpu_reference() {
     for ctx in contexts() {
-        for ty in GPU_TYPES {
+        for ty in SUPPORTED {
             // 11 tokens: one full tile of 8 and a partial one.
-            check_matmul(&ctx, ty, 11, PREFILL_TILE, false);
+            check_matmul(&ctx, ty, 11, false);
         }
     }
 }
@@ -239,8 +214,8 @@ fn matmul_prefill_tiles_match_cpu_reference() {
 fn matrices_split_into_pieces_when_over_the_binding_limit() {
     let [ctx, shared_ctx] = contexts();
     for ty in [GgmlType::Q8_0, GgmlType::Q6K, GgmlType::Q5_0, GgmlType::F16] {
-        check_matmul(&ctx, ty, 1, 1, true);
-        check_matmul(&shared_ctx, ty, 9, PREFILL_TILE, true);
+        check_matmul(&ctx, ty, 1, true);
+        check_matmul(&shared_ctx, ty, 9, true);
     }
     let t = tensor("w", GgmlType::Q8_0, 256, 3);
     let blocks = fixture_blocks(GgmlType::Q8_0);
@@ -279,16 +254,9 @@ fn embedding_rows_match_cpu_reference() {
             .write_buffer(&tok_buf, 0, bytemuck::cast_slice(&tokens));
         let out = ctx.storage_buffer("out", rows * cols * 4).unwrap();
         let step = ctx.uniform("step", &StepUniform::zeroed());
-        let mut b = Builder {
-            ctx: &ctx,
-            kernels: Kernels::default(),
-            keep: Vec::new(),
-            dispatches: Vec::new(),
-            step: &step,
-            no_bias: ctx.storage_buffer("no-bias", 4).unwrap(),
-        };
-        b.dispatch_embed(&m, &tok_buf, &out).unwrap();
-        run(&ctx, b, tokens.len() as u32, 1);
+        let mut b = Builder::new(&ctx, &step).unwrap();
+        b.embed(&m, &tok_buf, &out).unwrap();
+        run(&ctx, b, &step, tokens.len() as u32);
         let got = read_f32(&ctx, &out, (rows * cols) as usize);
         for (i, &tok) in tokens.iter().enumerate() {
             let want = &values[tok as usize * cols as usize..(tok as usize + 1) * cols as usize];

@@ -3,9 +3,10 @@
 
 use crate::dequant::{dequantize, SUPPORTED};
 use crate::gguf::{GgmlType, ModelTensor};
-use crate::gpu::{gpu_supports, GpuContext};
+use crate::gpu::GpuContext;
+use crate::kernels::dequant::gpu_supports;
 
-use super::EngineError;
+use super::error::EngineError;
 
 /// A contiguous range of a matrix's rows in one GPU buffer.
 pub struct Piece {

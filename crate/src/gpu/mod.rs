@@ -1,11 +1,15 @@
-//! The GPU device: adapter and limits, kernel pipelines built from `shaders/`, buffer helpers
-//! and asynchronous read-back. Everything above it speaks in buffers and dispatches.
+//! The GPU device: adapter and limits, buffer helpers, asynchronous read-back, and what a
+//! kernel is to the host ([`Kernel`], its bindings, uniforms, WGSL composition and pipeline
+//! cache). Everything above it speaks in buffers and dispatches.
 
-mod kernels;
+mod kernel;
 
 use std::sync::{Arc, Mutex};
 
-pub use kernels::{gpu_supports, Kernel, Kernels, MATMUL_ROWS_PER_WORKGROUP, PREFILL_TILE};
+pub use kernel::{
+    Access, Binding, BindingSet, Extent, Grid, Kernel, Module, Pipeline, Pipelines, Snippet,
+    UniformStruct, MAX_WORKGROUPS_PER_DIMENSION,
+};
 
 /// Why the GPU could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,53 @@
+//! What can go wrong in the engine ([`EngineError`]) and what a caller chooses
+//! ([`EngineOptions`]).
+
+use crate::gguf::GgmlType;
+use crate::gpu::GpuError;
+use crate::model_config::ConfigError;
+
+/// Why the engine could not load a model or run a step.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("tensor {name} is missing")]
+    MissingTensor { name: String },
+    #[error("tensor {name} has shape {found:?}, expected {expected:?}")]
+    BadShape {
+        name: String,
+        expected: Vec<u64>,
+        found: Vec<u64>,
+    },
+    #[error("tensor {name} has type {ty}, which the GPU kernels do not support")]
+    UnsupportedType { name: String, ty: GgmlType },
+    #[error("tensor {name} could not be read: {message}")]
+    Read { name: String, message: String },
+    #[error("{message}")]
+    Unsupported { message: String },
+    #[error("the context holds {capacity} tokens; {needed} were needed")]
+    ContextOverflow { needed: usize, capacity: usize },
+    #[error("token id {token} is outside the vocabulary of {vocab}")]
+    TokenOutOfRange { token: u32, vocab: usize },
+    #[error("no tokens to process")]
+    EmptyInput,
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Tokens the KV cache holds (capped by the model's training context).
+    pub context_length: usize,
+    /// Most tokens one prefill submission processes.
+    pub prefill_chunk: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            context_length: 4096,
+            prefill_chunk: 64,
+        }
+    }
+}

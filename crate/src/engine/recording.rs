@@ -1,0 +1,254 @@
+//! Recording the forward pass at load ([`Builder`]: pipelines, bind groups, one [`Dispatch`]
+//! per kernel launch, weight matrices split into pieces) and replaying it into a compute pass
+//! for each step ([`record`]).
+
+use crate::gpu::{GpuContext, Grid, Kernel, Pipeline, Pipelines, UniformStruct};
+use crate::kernels::embed::{Embed, EmbedBindings, EmbedParams};
+use crate::kernels::matmul::{MatMul, MatMulBindings, MatMulParams, BIAS};
+
+use super::error::EngineError;
+use super::runtime::StepStats;
+use super::weights::Matrix;
+
+/// One recorded kernel launch.
+pub(super) struct Dispatch {
+    /// The pipeline for single-token steps (decode).
+    decode: wgpu::ComputePipeline,
+    /// The pipeline for multi-token steps (prefill tiles of a mat-mul; else the same).
+    prefill: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    grid: Grid,
+    /// Weight bytes each workgroup layer (z slice) of this launch reads.
+    weight_bytes: u64,
+}
+
+/// Encodes recorded dispatches into `pass` for a step of `n_tokens` tokens ending at cache
+/// position `seq_len`.
+pub(super) fn record(
+    pass: &mut wgpu::ComputePass<'_>,
+    dispatches: &[Dispatch],
+    n_tokens: u32,
+    seq_len: u32,
+    stats: &mut StepStats,
+) {
+    for d in dispatches {
+        let pipeline = if n_tokens == 1 { &d.decode } else { &d.prefill };
+        let [x, y, z] = d.grid.size(n_tokens, seq_len);
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &d.bind_group, &[]);
+        pass.dispatch_workgroups(x, y, z);
+        stats.dispatches += 1;
+        stats.weight_bytes_read += d.weight_bytes * u64::from(z);
+    }
+}
+
+/// Records dispatches and their bind groups while the model loads.
+pub(super) struct Builder<'a> {
+    ctx: &'a GpuContext,
+    pipelines: Pipelines,
+    /// Buffers that must outlive the bind groups built over them (uniforms made here).
+    keep: Vec<wgpu::Buffer>,
+    dispatches: Vec<Dispatch>,
+    /// The per-step uniform every kernel but argmax binds.
+    step: &'a wgpu::Buffer,
+    /// Bound in the auxiliary slot of mat-muls that read none.
+    no_aux: wgpu::Buffer,
+}
+
+impl<'a> Builder<'a> {
+    pub(super) fn new(ctx: &'a GpuContext, step: &'a wgpu::Buffer) -> Result<Self, EngineError> {
+        Ok(Builder {
+            ctx,
+            pipelines: Pipelines::default(),
+            keep: Vec::new(),
+            dispatches: Vec::new(),
+            step,
+            no_aux: ctx.storage_buffer("no-aux", 4)?,
+        })
+    }
+
+    pub(super) fn step(&self) -> &'a wgpu::Buffer {
+        self.step
+    }
+
+    /// A uniform buffer holding `value`, kept alive with the recording.
+    pub(super) fn uniform<U: UniformStruct>(&mut self, label: &str, value: &U) -> wgpu::Buffer {
+        let buffer = self.ctx.uniform(label, value);
+        self.keep.push(buffer.clone());
+        buffer
+    }
+
+    fn pipeline<K: Kernel>(&mut self, kernel: K) -> Result<Pipeline, EngineError> {
+        self.pipelines
+            .get(&self.ctx.device, kernel)
+            .ok_or_else(|| EngineError::Unsupported {
+                message: format!("the GPU kernels cannot build {kernel:?}"),
+            })
+    }
+
+    /// Records one launch of `kernel` over `bindings`.
+    pub(super) fn dispatch<K: Kernel>(
+        &mut self,
+        kernel: K,
+        bindings: &K::Bindings<'_>,
+        grid: Grid,
+    ) -> Result<(), EngineError> {
+        let pipeline = self.pipeline(kernel)?;
+        self.push::<K>(
+            &pipeline,
+            &pipeline,
+            &format!("{kernel:?}"),
+            bindings,
+            grid,
+            0,
+        );
+        Ok(())
+    }
+
+    fn push<K: Kernel>(
+        &mut self,
+        decode: &Pipeline,
+        prefill: &Pipeline,
+        label: &str,
+        bindings: &K::Bindings<'_>,
+        grid: Grid,
+        weight_bytes: u64,
+    ) {
+        let bind_group = decode.bind::<K>(&self.ctx.device, label, bindings);
+        self.dispatches.push(Dispatch {
+            decode: decode.pipeline.clone(),
+            prefill: prefill.pipeline.clone(),
+            bind_group,
+            grid,
+            weight_bytes,
+        });
+    }
+
+    /// The dispatches recorded since the last call, in order.
+    pub(super) fn take(&mut self) -> Vec<Dispatch> {
+        std::mem::take(&mut self.dispatches)
+    }
+
+    /// How many dispatches are recorded and not yet taken.
+    pub(super) fn recorded(&self) -> usize {
+        self.dispatches.len()
+    }
+
+    /// The buffers the recording must keep alive.
+    pub(super) fn into_kept(self) -> Vec<wgpu::Buffer> {
+        let mut keep = self.keep;
+        keep.push(self.no_aux);
+        keep
+    }
+
+    /// `out[t] = row tokens[t] of m`, one dispatch per weight piece.
+    pub(super) fn embed(
+        &mut self,
+        m: &Matrix,
+        tokens: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+    ) -> Result<(), EngineError> {
+        let kernel = Embed { ty: m.ty };
+        let pipeline = self.pipeline(kernel)?;
+        for piece in &m.pieces {
+            let params = self.uniform(
+                "embed",
+                &EmbedParams {
+                    k: m.cols,
+                    rows: piece.rows,
+                    row_offset: piece.first_row,
+                    row_bytes: m.row_bytes,
+                },
+            );
+            let bindings = EmbedBindings {
+                weights: &piece.buffer,
+                tokens,
+                x: out,
+                params: &params,
+                step: self.step,
+            };
+            self.push::<Embed>(
+                &pipeline,
+                &pipeline,
+                "embed",
+                &bindings,
+                Embed::grid(m.cols),
+                0,
+            );
+        }
+        Ok(())
+    }
+
+    /// `out (+)= m · x` (+ bias), one dispatch per weight piece. `x_token` is 0 to use every
+    /// token of the step, or 1 + the one row of `x` to use.
+    pub(super) fn matmul(
+        &mut self,
+        m: &Matrix,
+        x: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        bias: Option<&wgpu::Buffer>,
+        flags: u32,
+        x_token: u32,
+    ) -> Result<(), EngineError> {
+        match bias {
+            Some(bias) => self.matmul_with(m, x, out, bias, flags | BIAS, x_token),
+            None => {
+                let no_aux = self.no_aux.clone();
+                self.matmul_with(m, x, out, &no_aux, flags, x_token)
+            }
+        }
+    }
+
+    /// `out (+)= m · x` combined with `aux` as `flags` say (see `kernels::matmul`).
+    pub(super) fn matmul_with(
+        &mut self,
+        m: &Matrix,
+        x: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        aux: &wgpu::Buffer,
+        flags: u32,
+        x_token: u32,
+    ) -> Result<(), EngineError> {
+        let [decode, prefill] = MatMul::pair(m.ty, self.ctx.subgroups);
+        let single_token = x_token != 0;
+        let decode = self.pipeline(decode)?;
+        // A mat-mul that reads one token runs untiled even in a multi-token step.
+        let prefill = if single_token {
+            decode.clone()
+        } else {
+            self.pipeline(prefill)?
+        };
+        for piece in &m.pieces {
+            let params = self.uniform(
+                "matmul",
+                &MatMulParams {
+                    k: m.cols,
+                    rows: piece.rows,
+                    row_offset: piece.first_row,
+                    row_bytes: m.row_bytes,
+                    y_stride: m.rows,
+                    x_stride: m.cols / 4,
+                    x_token,
+                    flags,
+                },
+            );
+            let bindings = MatMulBindings {
+                weights: &piece.buffer,
+                x,
+                y: out,
+                aux,
+                params: &params,
+                step: self.step,
+            };
+            self.push::<MatMul>(
+                &decode,
+                &prefill,
+                "matmul",
+                &bindings,
+                MatMul::grid(piece.rows, single_token),
+                u64::from(piece.rows) * u64::from(m.row_bytes),
+            );
+        }
+        Ok(())
+    }
+}
