@@ -6,14 +6,13 @@
 //
 //   node www/demo/serve.mjs [--port 8080] [--models DIR]
 
-import { createReadStream, existsSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { fileHeaders, parseRange } from '../test/server.mjs';
+import { staticHandler } from '../server/static-files.mjs';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DEFAULT_MODELS = path.join(process.env.QWEN_WEBGPU_CACHE ?? path.join(os.homedir(), '.cache/qwen-webgpu'), 'models');
@@ -22,58 +21,6 @@ const TEST_MODELS = [
   { file: 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf', label: 'Qwen2.5-Coder 0.5B Instruct' },
   { file: 'qwen2-tiny-random.gguf', label: 'tiny test model (random weights, fast)' },
 ];
-
-/** `relative` under `directory`, or null when it would escape it or name a hidden file (.git). */
-function resolveUnder(directory, relative) {
-  const normalized = path.posix.normalize(`/${relative}`);
-  if (normalized.split('/').some((part) => part.startsWith('.'))) return null;
-  const full = path.resolve(directory, `.${normalized}`);
-  return full === directory || full.startsWith(directory + path.sep) ? full : null;
-}
-
-/**
- * A request handler serving `root`, with `mounts` mapping URL prefixes to directories;
- * `onRequest({method, path, range})` hears of every request (the tests' request log).
- */
-export function staticHandler({ root, mounts, onRequest }) {
-  return async (req, res) => {
-    const finish = (status, headers = {}, body = '') => {
-      res.writeHead(status, headers);
-      res.end(body);
-    };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return finish(405, { Allow: 'GET, HEAD' });
-    let urlPath;
-    try {
-      urlPath = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
-    } catch {
-      return finish(400, { 'Content-Type': 'text/plain' }, 'bad request');
-    }
-    onRequest?.({ method: req.method, path: urlPath, range: req.headers.range ?? null });
-    const mount = Object.keys(mounts).find((prefix) => urlPath.startsWith(prefix));
-    let file = mount ? resolveUnder(mounts[mount], urlPath.slice(mount.length)) : resolveUnder(root, urlPath);
-    let info = file ? await stat(file).catch(() => null) : null;
-    if (info?.isDirectory()) {
-      if (!urlPath.endsWith('/')) return finish(301, { Location: `${urlPath}/` });
-      file = path.join(file, 'index.html');
-      info = await stat(file).catch(() => null);
-    }
-    if (!info?.isFile()) return finish(404, { 'Content-Type': 'text/plain' }, `not found: ${urlPath}`);
-
-    const { size } = info;
-    const headers = fileHeaders(file, info);
-    const range = parseRange(req.headers.range, size);
-    if (range === 'unsatisfiable') return finish(416, { ...headers, 'Content-Range': `bytes */${size}` });
-    const { start, end } = range ?? { start: 0, end: size - 1 };
-    if (range) headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
-    headers['Content-Length'] = String(size === 0 ? 0 : end - start + 1);
-    res.writeHead(range ? 206 : 200, headers);
-    if (req.method === 'HEAD' || size === 0) return res.end();
-    const stream = createReadStream(file, { start, end });
-    stream.pipe(res);
-    stream.on('error', () => res.destroy());
-    res.on('close', () => stream.destroy());
-  };
-}
 
 /** Starts the server on 127.0.0.1:`port` (0: any free port); resolves to the http.Server once listening. */
 export function serve({ port, models = DEFAULT_MODELS, root = REPO_ROOT, onRequest }) {
