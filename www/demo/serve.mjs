@@ -1,8 +1,9 @@
 // The demo's local web server (started by scripts/serve-demo): serves the repository root
 // statically on localhost, with the model directory (~/.cache/qwen-webgpu/models by default)
 // mapped to /models/, single-range requests (the model cache resumes downloads with them) and
-// validators (ETag, Last-Modified) so a changed file is noticed. Loopback only: a development
-// server, not for the open network.
+// validators (ETag, Last-Modified) so a changed file is noticed, and the demo's
+// Content-Security-Policy as a header. Loopback only: a development server, not for the open
+// network.
 //
 //   node www/demo/serve.mjs [--port 8080] [--models DIR]
 
@@ -22,9 +23,30 @@ const TEST_MODELS = [
   { file: 'qwen2-tiny-random.gguf', label: 'tiny test model (random weights, fast)' },
 ];
 
+/**
+ * The demo's Content-Security-Policy, sent as a header because a `<meta>` policy governs only its
+ * page, not the workers the page starts (the engine, document indexing, pdf.js): those take the
+ * policy of their own script's response. Connections go only to this site and Hugging Face (model
+ * downloads), so nothing can carry document text elsewhere; 'wasm-unsafe-eval' lets the engine
+ * worker compile its WebAssembly. index.html carries the same policy in a meta tag for hosts that
+ * cannot send headers (test/demo-csp.test.mjs keeps the two equal).
+ */
+export const DEMO_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; "
+  + "connect-src 'self' https://huggingface.co https://*.huggingface.co https://*.hf.co; worker-src 'self'; "
+  + "object-src 'none'; base-uri 'none'; form-action 'none'";
+
+/**
+ * The demo's files (its pages and worker scripts) and every JavaScript file (pdf.js's worker
+ * lives in node_modules; on a script that is not a worker the header is ignored) carry the
+ * policy; other pages served from the repository, such as the package's test page, do not.
+ */
+function policyHeaders(urlPath, file) {
+  return urlPath.startsWith('/www/demo/') || /\.m?js$/.test(file) ? { 'Content-Security-Policy': DEMO_CSP } : {};
+}
+
 /** Starts the server on 127.0.0.1:`port` (0: any free port); resolves to the http.Server once listening. */
 export function serve({ port, models = DEFAULT_MODELS, root = REPO_ROOT, onRequest }) {
-  const server = http.createServer(staticHandler({ root, mounts: { '/models/': models }, onRequest }));
+  const server = http.createServer(staticHandler({ root, mounts: { '/models/': models }, onRequest, extraHeaders: policyHeaders }));
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve(server));
