@@ -1,19 +1,19 @@
 // The demo's local web server (started by scripts/serve-demo): serves the repository root
 // statically on localhost, with the model directory (~/.cache/qwen-webgpu/models by default)
 // mapped to /models/, single-range requests (the model cache resumes downloads with them) and
-// validators (ETag, Last-Modified) so a changed file is noticed. Loopback only: a development
-// server, not for the open network.
+// validators (ETag, Last-Modified) so a changed file is noticed, and the demo's
+// Content-Security-Policy as a header. Loopback only: a development server, not for the open
+// network.
 //
 //   node www/demo/serve.mjs [--port 8080] [--models DIR]
 
-import { createReadStream, existsSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { fileHeaders, parseRange } from '../test/server.mjs';
+import { staticHandler } from '../server/static-files.mjs';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DEFAULT_MODELS = path.join(process.env.QWEN_WEBGPU_CACHE ?? path.join(os.homedir(), '.cache/qwen-webgpu'), 'models');
@@ -23,61 +23,30 @@ const TEST_MODELS = [
   { file: 'qwen2-tiny-random.gguf', label: 'tiny test model (random weights, fast)' },
 ];
 
-/** `relative` under `directory`, or null when it would escape it or name a hidden file (.git). */
-function resolveUnder(directory, relative) {
-  const normalized = path.posix.normalize(`/${relative}`);
-  if (normalized.split('/').some((part) => part.startsWith('.'))) return null;
-  const full = path.resolve(directory, `.${normalized}`);
-  return full === directory || full.startsWith(directory + path.sep) ? full : null;
-}
+/**
+ * The demo's Content-Security-Policy, sent as a header because a `<meta>` policy governs only its
+ * page, not the workers the page starts (the engine, document indexing, pdf.js): those take the
+ * policy of their own script's response. Connections go only to this site and Hugging Face (model
+ * downloads), so nothing can carry document text elsewhere; 'wasm-unsafe-eval' lets the engine
+ * worker compile its WebAssembly. index.html carries the same policy in a meta tag for hosts that
+ * cannot send headers (test/demo-csp.test.mjs keeps the two equal).
+ */
+export const DEMO_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; "
+  + "connect-src 'self' https://huggingface.co https://*.huggingface.co https://*.hf.co; worker-src 'self'; "
+  + "object-src 'none'; base-uri 'none'; form-action 'none'";
 
 /**
- * A request handler serving `root`, with `mounts` mapping URL prefixes to directories;
- * `onRequest({method, path, range})` hears of every request (the tests' request log).
+ * The demo's files (its pages and worker scripts) and every JavaScript file (pdf.js's worker
+ * lives in node_modules; on a script that is not a worker the header is ignored) carry the
+ * policy; other pages served from the repository, such as the package's test page, do not.
  */
-export function staticHandler({ root, mounts, onRequest }) {
-  return async (req, res) => {
-    const finish = (status, headers = {}, body = '') => {
-      res.writeHead(status, headers);
-      res.end(body);
-    };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return finish(405, { Allow: 'GET, HEAD' });
-    let urlPath;
-    try {
-      urlPath = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
-    } catch {
-      return finish(400, { 'Content-Type': 'text/plain' }, 'bad request');
-    }
-    onRequest?.({ method: req.method, path: urlPath, range: req.headers.range ?? null });
-    const mount = Object.keys(mounts).find((prefix) => urlPath.startsWith(prefix));
-    let file = mount ? resolveUnder(mounts[mount], urlPath.slice(mount.length)) : resolveUnder(root, urlPath);
-    let info = file ? await stat(file).catch(() => null) : null;
-    if (info?.isDirectory()) {
-      if (!urlPath.endsWith('/')) return finish(301, { Location: `${urlPath}/` });
-      file = path.join(file, 'index.html');
-      info = await stat(file).catch(() => null);
-    }
-    if (!info?.isFile()) return finish(404, { 'Content-Type': 'text/plain' }, `not found: ${urlPath}`);
-
-    const { size } = info;
-    const headers = fileHeaders(file, info);
-    const range = parseRange(req.headers.range, size);
-    if (range === 'unsatisfiable') return finish(416, { ...headers, 'Content-Range': `bytes */${size}` });
-    const { start, end } = range ?? { start: 0, end: size - 1 };
-    if (range) headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
-    headers['Content-Length'] = String(size === 0 ? 0 : end - start + 1);
-    res.writeHead(range ? 206 : 200, headers);
-    if (req.method === 'HEAD' || size === 0) return res.end();
-    const stream = createReadStream(file, { start, end });
-    stream.pipe(res);
-    stream.on('error', () => res.destroy());
-    res.on('close', () => stream.destroy());
-  };
+function policyHeaders(urlPath, file) {
+  return urlPath.startsWith('/www/demo/') || /\.m?js$/.test(file) ? { 'Content-Security-Policy': DEMO_CSP } : {};
 }
 
 /** Starts the server on 127.0.0.1:`port` (0: any free port); resolves to the http.Server once listening. */
 export function serve({ port, models = DEFAULT_MODELS, root = REPO_ROOT, onRequest }) {
-  const server = http.createServer(staticHandler({ root, mounts: { '/models/': models }, onRequest }));
+  const server = http.createServer(staticHandler({ root, mounts: { '/models/': models }, onRequest, extraHeaders: policyHeaders }));
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve(server));

@@ -1,6 +1,8 @@
 // The `chat.completions` object both engines expose: OpenAI's one `create` method, typed by its
-// `stream` flag, dispatched to the engine's non-streaming or streaming implementation.
+// `stream` flag, which checks the request (request-validation.ts) and dispatches it to the
+// engine's non-streaming or streaming implementation.
 
+import { validateChatRequest } from './request-validation.js';
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -16,13 +18,15 @@ export interface CompletionBackend {
   stream(request: ChatCompletionRequestStreaming): Promise<AsyncIterableIterator<ChatCompletionChunk>>;
 }
 
+/** `create` rejects with an InvalidRequestError, before the engine sees it, a request it cannot read as sent. */
 export class Completions implements ChatCompletions {
   constructor(private readonly backend: CompletionBackend) {}
 
   create(request: ChatCompletionRequestNonStreaming): Promise<ChatCompletion>;
   create(request: ChatCompletionRequestStreaming): Promise<AsyncIterableIterator<ChatCompletionChunk>>;
   create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterableIterator<ChatCompletionChunk>>;
-  create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterableIterator<ChatCompletionChunk>> {
+  async create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterableIterator<ChatCompletionChunk>> {
+    validateChatRequest(request);
     return request.stream === true ? this.backend.stream(request) : this.backend.complete(request);
   }
 }

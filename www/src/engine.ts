@@ -357,10 +357,10 @@ class LocalEngine implements Engine, CompletionBackend {
 
 /**
  * The request as the wasm engine reads it: every OpenAI field (it ignores those it has no use
- * for), less what only this side handles (the signal, the stream flag).
+ * for), less what only this side handles (the signal, the stream flag). chat.completions.create
+ * has checked it (request-validation.ts).
  */
 function wasmRequestJson(request: ChatCompletionRequest): string {
-  if (!Array.isArray(request.messages)) throw new InvalidRequestError('messages must be an array');
   const { signal: _signal, stream: _stream, ...fields } = request;
   return JSON.stringify(fields);
 }

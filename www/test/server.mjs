@@ -1,62 +1,12 @@
 // The browser tests' HTTP server: static files over the repository root (and extra mounts such
-// as the model directory) on localhost, with single-range requests (206 + Content-Range, 416),
-// a log of every request, and fault injections on a chosen file: cut the connection when the
-// response reaches a file offset, answer ranges from an offset on with an error status, and
-// flip one byte.
+// as the model directory) on localhost, served by the same handler as the demo's server
+// (www/server/static-files.mjs: ranges, 416, refusals), plus a log of every request and fault
+// injections on a chosen file: cut the connection when the response reaches a file offset,
+// answer ranges from an offset on with an error status, and flip one byte.
 
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import http from 'node:http';
-import path from 'node:path';
-
-const CONTENT_TYPES = {
-  '.html': 'text/html; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.json': 'application/json',
-  '.map': 'application/json',
-  '.wasm': 'application/wasm',
-  '.ts': 'text/plain; charset=utf-8',
-  '.md': 'text/markdown; charset=utf-8',
-  '.txt': 'text/plain; charset=utf-8',
-  '.pdf': 'application/pdf',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-};
-
-/** The headers of a static file response (type, validators, ranges accepted), shared with the
- * demo's server (www/demo/serve.mjs). */
-export function fileHeaders(file, info) {
-  return {
-    'Content-Type': CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream',
-    'Accept-Ranges': 'bytes',
-    ETag: `"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`,
-    'Last-Modified': info.mtime.toUTCString(),
-    'Cache-Control': 'no-cache',
-    'X-Content-Type-Options': 'nosniff',
-  };
-}
-
-/**
- * The satisfiable byte range [start, end] (inclusive) a `Range` header asks of a file of `size`
- * bytes; null when the header is absent or not a single byte range (the whole file is served,
- * as RFC 9110 allows); 'unsatisfiable' for a range that starts past the end.
- */
-export function parseRange(header, size) {
-  if (!header) return null;
-  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!match || (match[1] === '' && match[2] === '')) return null;
-  if (match[1] === '') {
-    const suffix = Number(match[2]);
-    if (suffix === 0) return 'unsatisfiable';
-    return { start: Math.max(0, size - suffix), end: size - 1 };
-  }
-  const start = Number(match[1]);
-  const end = match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1);
-  if (start >= size || end < start) return 'unsatisfiable';
-  return { start, end };
-}
+import { staticHandler } from '../server/static-files.mjs';
 
 /**
  * Starts the server on an ephemeral localhost port. `mounts` maps URL prefixes ('/models/') to
@@ -72,46 +22,16 @@ export async function startServer({ root, mounts = {} }) {
   /** url path → file offset of the byte to flip */
   const corruptions = new Map();
 
-  const resolveFile = (urlPath) => {
-    for (const [prefix, directory] of Object.entries(mounts)) {
-      if (urlPath.startsWith(prefix)) return safeJoin(directory, urlPath.slice(prefix.length));
-    }
-    return safeJoin(root, urlPath);
-  };
-
-  const server = http.createServer(async (req, res) => {
-    const urlPath = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
-    const entry = { method: req.method, path: urlPath, range: req.headers.range ?? null, status: 0, bytesSent: 0, cut: false };
-    requests.push(entry);
-    const finish = (status, headers = {}, body = '') => {
-      entry.status = status;
-      res.writeHead(status, headers);
-      res.end(body);
-    };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return finish(405, { Allow: 'GET, HEAD' });
-    const file = resolveFile(urlPath);
-    let info;
-    try {
-      info = file ? await stat(file) : null;
-    } catch {
-      info = null;
-    }
-    if (!info?.isFile()) return finish(404, { 'Content-Type': 'text/plain' }, `not found: ${urlPath}`);
-
-    const size = info.size;
-    const headers = fileHeaders(file, info);
-    const range = parseRange(req.headers.range, size);
-    if (range === 'unsatisfiable') return finish(416, { ...headers, 'Content-Range': `bytes */${size}` });
-    const { start, end } = range ?? { start: 0, end: size - 1 };
+  /** A file response with the faults injected for its path: an error status, a cut, a flipped byte. */
+  const sendFile = (req, res, { file, size, start, end, status, headers, record: entry }) => {
+    const urlPath = entry.path;
     const failure = failures.get(urlPath);
     if (failure && failure.times > 0 && start >= failure.offset) {
       failure.times -= 1;
-      return finish(failure.status, { 'Content-Type': 'text/plain' }, 'injected failure');
+      entry.status = failure.status;
+      res.writeHead(failure.status, { 'Content-Type': 'text/plain' });
+      return res.end('injected failure');
     }
-    const status = range ? 206 : 200;
-    if (range) headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
-    headers['Content-Length'] = String(size === 0 ? 0 : end - start + 1);
-    entry.status = status;
     res.writeHead(status, headers);
     if (req.method === 'HEAD' || size === 0) return res.end();
 
@@ -154,7 +74,9 @@ export async function startServer({ root, mounts = {} }) {
     fileStream.on('error', () => res.destroy());
     // The client went away (or the cut above): stop reading the file.
     res.on('close', () => fileStream.destroy());
-  });
+  };
+  const onRequest = (record) => requests.push(Object.assign(record, { bytesSent: 0, cut: false }));
+  const server = http.createServer(staticHandler({ root, mounts, onRequest, sendFile }));
 
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address();
@@ -188,8 +110,3 @@ export async function startServer({ root, mounts = {} }) {
   };
 }
 
-/** `relative` under `directory`, or null when it would escape it. */
-function safeJoin(directory, relative) {
-  const full = path.resolve(directory, `.${path.posix.normalize(`/${relative}`)}`);
-  return full === directory || full.startsWith(directory + path.sep) ? full : null;
-}

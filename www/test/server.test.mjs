@@ -7,7 +7,8 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { parseRange, startServer } from './server.mjs';
+import { parseRange } from '../server/static-files.mjs';
+import { startServer } from './server.mjs';
 
 let server;
 let root;
