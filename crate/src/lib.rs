@@ -1,10 +1,11 @@
 //! qwen-webgpu: Qwen2-family GGUF models run on WebGPU, in the browser and natively.
 //!
 //! Data flows one way: GGUF bytes → [`gguf`] header and tensor table → [`model_config`]
-//! hyper-parameters → quantized tensors on the GPU ([`gpu`]) → the forward pass ([`engine`]) →
-//! logits or the argmax token. [`dequant`] is the CPU reference the kernels are tested against.
+//! hyper-parameters → quantized tensors on the GPU ([`gpu`], [`kernels`]) → the forward pass
+//! ([`engine`]) → logits or the argmax token. [`dequant`] is the CPU reference the kernels are tested against.
 //! Text ↔ token ids: [`tokenizer`], built from the GGUF's own `tokenizer.ggml.*` metadata.
-//! Conversations: [`protocol`] (OpenAI shapes) → [`chat_template`] → prompt ids → the
+//! Conversations: [`protocol`] (OpenAI shapes) → [`request`] (their meaning) →
+//! [`chat_template`] → prompt ids → the
 //! [`generation`] session, which samples ([`sampling`]), constrained by a grammar where asked
 //! ([`constraint`]), and streams text.
 

@@ -16,7 +16,7 @@ use wasm_bindgen::prelude::*;
 use crate::constraint::ConstraintError;
 use crate::engine::{EngineError, EngineOptions, WeightLoader};
 use crate::generation::{CancelFlag, GenerationError, Session};
-use crate::gguf::{parse_header, GgufModel, HeaderParse, Limits};
+use crate::gguf::{parse_header, GgufHeader, GgufModel, HeaderParse, Limits};
 use crate::gpu::{GpuContext, GpuError, GpuOptions};
 use crate::protocol::ChatCompletionRequest;
 
@@ -54,19 +54,39 @@ fn generation_error(e: &GenerationError) -> JsValue {
     }
 }
 
-/// Parses a GGUF header from the first bytes of a file of `file_len` bytes (or unknown length).
-///
-/// Returns the `inspect` JSON document (arrays longer than 16 elements summarised) once the
-/// prefix holds the whole header, or `{"need_bytes": N}` when at least N bytes are needed.
-#[wasm_bindgen(js_name = inspectGgufHeader)]
-pub fn inspect_gguf_header(prefix: &[u8], file_len: Option<f64>) -> Result<String, JsValue> {
-    let file_len = file_len.map(|n| n as u64);
-    let bad = |e: &dyn std::fmt::Display| js_error("bad-model", e);
-    match parse_header(prefix, file_len, &Limits::default()).map_err(|e| bad(&e))? {
-        HeaderParse::NeedBytes(n) => Ok(serde_json::json!({ "need_bytes": n }).to_string()),
-        HeaderParse::Complete(header) => {
-            let model = GgufModel::from_shards(vec![*header]).map_err(|e| bad(&e))?;
-            Ok(model.inspect_json(Some(16)).to_string())
+/// The shard headers of a model, parsed once each as their bytes arrive. JavaScript offers a
+/// prefix of each shard, growing it while more is needed, then hands the whole set to
+/// [`WebEngine::create`], which takes the parsed headers as they are.
+#[wasm_bindgen]
+pub struct ModelHeaders {
+    shards: Vec<Option<GgufHeader>>,
+}
+
+#[wasm_bindgen]
+impl ModelHeaders {
+    #[wasm_bindgen(constructor)]
+    pub fn new(shard_count: usize) -> ModelHeaders {
+        ModelHeaders {
+            shards: (0..shard_count).map(|_| None).collect(),
+        }
+    }
+
+    /// Parses `prefix`, the first bytes of shard `shard` (of `file_len` bytes). Returns 0 once
+    /// the header is complete (it is kept; the prefix can be dropped), else the number of bytes
+    /// the header needs at least.
+    pub fn offer(&mut self, shard: usize, prefix: &[u8], file_len: f64) -> Result<f64, JsValue> {
+        let slot = self
+            .shards
+            .get_mut(shard)
+            .ok_or_else(|| js_error("invalid-request", format!("there is no shard {shard}")))?;
+        match parse_header(prefix, Some(file_len as u64), &Limits::default())
+            .map_err(|e| js_error("bad-model", format!("shard {shard}: {e}")))?
+        {
+            HeaderParse::NeedBytes(n) => Ok(n as f64),
+            HeaderParse::Complete(header) => {
+                *slot = Some(*header);
+                Ok(0.0)
+            }
         }
     }
 }
@@ -142,39 +162,24 @@ pub struct WebEngine {
 
 #[wasm_bindgen]
 impl WebEngine {
-    /// Parses each shard's header (`headers[i]` is a prefix of shard `i` holding all of it;
-    /// `shard_lengths[i]` its size), opens WebGPU and allocates every GPU buffer.
-    pub async fn create(
-        headers: js_sys::Array,
-        shard_lengths: Vec<f64>,
-        options_json: String,
-    ) -> Result<WebEngine, JsValue> {
+    /// Checks the model whose shard headers `headers` holds, opens WebGPU and allocates every
+    /// GPU buffer.
+    pub async fn create(headers: ModelHeaders, options_json: String) -> Result<WebEngine, JsValue> {
         let options: CreateOptions = serde_json::from_str(&options_json)
             .map_err(|e| js_error("invalid-request", format!("engine options: {e}")))?;
-        if headers.length() as usize != shard_lengths.len() {
-            return Err(js_error(
-                "invalid-request",
-                "one header and one length are needed per shard",
-            ));
-        }
-        let mut parsed = Vec::new();
-        for (i, (prefix, &len)) in headers.iter().zip(&shard_lengths).enumerate() {
-            let prefix = js_sys::Uint8Array::new(&prefix).to_vec();
-            match parse_header(&prefix, Some(len as u64), &Limits::default())
-                .map_err(|e| js_error("bad-model", format!("shard {i}: {e}")))?
-            {
-                HeaderParse::Complete(header) => parsed.push(*header),
-                HeaderParse::NeedBytes(n) => {
-                    return Err(js_error(
-                        "bad-model",
-                        format!(
-                            "shard {i}: the header needs {n} bytes, {} were given",
-                            prefix.len()
-                        ),
-                    ))
-                }
-            }
-        }
+        let parsed = headers
+            .shards
+            .into_iter()
+            .enumerate()
+            .map(|(i, header)| {
+                header.ok_or_else(|| {
+                    js_error(
+                        "invalid-request",
+                        format!("shard {i}'s header was not offered"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let model = GgufModel::from_shards(parsed).map_err(|e| js_error("bad-model", e))?;
         // Everything that can be checked without a GPU is, before WebGPU is touched.
         crate::engine::check_model(&model).map_err(|e| engine_error(&e))?;

@@ -2,12 +2,13 @@
 // the wasm WebEngine (headers first, then every tensor byte, streamed) and serves the
 // OpenAI-shaped chat API over it, one request at a time.
 
-import { CancelToken, WebEngine, inspectGgufHeader } from '../pkg/qwen_webgpu.js';
+import { CancelToken, ModelHeaders, WebEngine } from '../pkg/qwen_webgpu.js';
 import { ChunkStream } from './chunk-stream.js';
 import { Completions, type CompletionBackend } from './completions.js';
 import {
   AbortedError,
   BadModelError,
+  InternalError,
   InvalidRequestError,
   WebGpuUnavailableError,
   toQwenWebGpuError,
@@ -83,21 +84,22 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     ...(signal ? { signal } : {}),
   });
 
-  const headers: Uint8Array[] = [];
-  const sizes: number[] = [];
-  for (let shard = 0; shard < urls.length; shard++) {
-    const { bytes, fileSize } = await readHeader(model, shard);
-    headers.push(bytes);
-    sizes.push(fileSize);
+  // Each header is parsed once, in wasm, as its bytes arrive; the engine takes the result.
+  const headers = new ModelHeaders(urls.length);
+  try {
+    for (let shard = 0; shard < urls.length; shard++) {
+      await readHeader(model, shard, headers);
+    }
+  } catch (error) {
+    headers.free();
+    throw error;
   }
   let webEngine: WebEngine;
   try {
-    webEngine = await WebEngine.create(headers, Float64Array.from(sizes), JSON.stringify(createOptions));
+    webEngine = await WebEngine.create(headers, JSON.stringify(createOptions));
   } catch (error) {
     throw toQwenWebGpuError(error);
   }
-  // The engine has parsed the headers: drop our copies (up to a few MiB each) before the upload.
-  headers.length = 0;
   try {
     await uploadModel(webEngine, model, onProgress, signal);
     if (signal?.aborted) throw new AbortedError('model loading was aborted', { cause: signal.reason });
@@ -137,23 +139,23 @@ function modelName(url: string): string {
   return decodeURIComponent(path.slice(path.lastIndexOf('/') + 1)) || url;
 }
 
-/** The shortest prefix of a shard that holds its whole GGUF header, and the shard's size. */
-async function readHeader(model: CachedModel, shard: number): Promise<{ bytes: Uint8Array; fileSize: number }> {
+/** Reads the shortest prefix of a shard that holds its whole GGUF header into `headers`. */
+async function readHeader(model: CachedModel, shard: number, headers: ModelHeaders): Promise<void> {
   let length = HEADER_PROBE_BYTES;
   for (;;) {
     const { bytes, fileSize } = await model.readPrefix(shard, length);
-    let parsed: { need_bytes?: number };
+    let needBytes: number;
     try {
-      parsed = JSON.parse(inspectGgufHeader(bytes, fileSize)) as { need_bytes?: number };
+      needBytes = headers.offer(shard, bytes, fileSize);
     } catch (error) {
       throw toQwenWebGpuError(error);
     }
-    if (parsed.need_bytes === undefined) return { bytes, fileSize };
-    if (parsed.need_bytes > fileSize || parsed.need_bytes <= bytes.byteLength) {
+    if (needBytes === 0) return;
+    if (needBytes > fileSize || needBytes <= bytes.byteLength) {
       throw new BadModelError(
-        `${model.urls[shard]}: the GGUF header needs ${parsed.need_bytes} bytes but the file has ${fileSize}`);
+        `${model.urls[shard]}: the GGUF header needs ${needBytes} bytes but the file has ${fileSize}`);
     }
-    length = parsed.need_bytes;
+    length = needBytes;
   }
 }
 
@@ -225,6 +227,8 @@ class LocalEngine implements Engine, CompletionBackend {
   private running: Cancellation | null = null;
   private lastUsage: CompletionUsage | null = null;
   private unloading = false;
+  /** Set when the wasm instance trapped: its memory may be mid-update, so nothing runs again. */
+  private crash: InternalError | null = null;
 
   constructor(webEngine: WebEngine, private readonly modelName: string) {
     this.webEngine = webEngine;
@@ -342,6 +346,15 @@ class LocalEngine implements Engine, CompletionBackend {
 
   private enqueueAlways<T>(task: () => T | Promise<T>): Promise<T> {
     const result = this.queue.then(task).catch((error: unknown) => {
+      if (error instanceof WebAssembly.RuntimeError) {
+        // A trap (a Rust panic under panic=abort) unwinds nothing: the engine's borrow stays
+        // held and its state is unknown. The engine is dead, and says so, instead of answering
+        // "busy" forever.
+        this.crash = new InternalError(
+          `the engine's WebAssembly instance failed (${error.message}); create a new engine`, { cause: error });
+        this.webEngine = null;
+        throw this.crash;
+      }
       throw toQwenWebGpuError(error);
     });
     this.queue = result.then(() => undefined, () => undefined);
@@ -350,6 +363,7 @@ class LocalEngine implements Engine, CompletionBackend {
 
   /** The wasm engine, unless unload has begun (queued requests then fail instead of running). */
   private loaded(): WebEngine {
+    if (this.crash) throw this.crash;
     if (this.unloading || !this.webEngine) throw new InvalidRequestError('the engine was unloaded');
     return this.webEngine;
   }

@@ -12,7 +12,7 @@ use crate::model_config::Qwen2Config;
 use super::error::{EngineError, EngineOptions};
 use super::qwen2::{assemble, check_model, required_tensors, TensorKind};
 use super::runtime::Engine;
-use super::weights::{upload_vector, Matrix, MatrixWriter};
+use super::weights::{upload_vector, Matrix, MatrixWriter, Weights};
 
 /// A byte range of one shard that holds tensor data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -251,29 +251,4 @@ pub fn load_from_reader(
         }
     }
     loader.finish()
-}
-
-/// Uploaded weights by tensor name, taken out one by one as the engine wires its kernels.
-#[derive(Default)]
-pub(super) struct Weights {
-    matrices: std::collections::HashMap<String, Matrix>,
-    vectors: std::collections::HashMap<String, wgpu::Buffer>,
-}
-
-impl Weights {
-    pub(super) fn has_matrix(&self, name: &str) -> bool {
-        self.matrices.contains_key(name)
-    }
-
-    pub(super) fn take_matrix(&mut self, name: &str) -> Result<Matrix, EngineError> {
-        self.matrices
-            .remove(name)
-            .ok_or_else(|| EngineError::MissingTensor { name: name.into() })
-    }
-
-    pub(super) fn take_vector(&mut self, name: &str) -> Result<wgpu::Buffer, EngineError> {
-        self.vectors
-            .remove(name)
-            .ok_or_else(|| EngineError::MissingTensor { name: name.into() })
-    }
 }

@@ -21,7 +21,8 @@ mod weights;
 pub use error::{EngineError, EngineOptions};
 pub use loader::{load_from_reader, DataRange, LoadProgress, WeightLoader};
 pub use qwen2::check_model;
-pub use runtime::{Engine, Readback, StepOutput, StepStats};
+pub use recording::StepStats;
+pub use runtime::{Engine, Readback, StepOutput};
 pub use weights::Matrix;
 
 #[cfg(test)]

@@ -16,10 +16,9 @@ use crate::kernels::rope_store::{RopeStore, RopeStoreBindings};
 use crate::model_config::Qwen2Config;
 
 use super::error::{EngineError, EngineOptions};
-use super::loader::Weights;
 use super::recording::Builder;
 use super::runtime::{Engine, RecordedModel, StepBuffers};
-use super::weights::{check_matrix, check_vector, Matrix};
+use super::weights::{check_matrix, check_vector, Matrix, Weights};
 
 /// Where the tensor list gets its tensors: the file's table (checked, nothing uploaded) or
 /// the weights on the GPU.

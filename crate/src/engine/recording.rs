@@ -7,8 +7,17 @@ use crate::kernels::embed::{Embed, EmbedBindings, EmbedParams};
 use crate::kernels::matmul::{MatMul, MatMulBindings, MatMulParams, BIAS};
 
 use super::error::EngineError;
-use super::runtime::StepStats;
 use super::weights::Matrix;
+
+/// Counters for benchmarks: what the last step cost.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct StepStats {
+    pub tokens: usize,
+    pub dispatches: usize,
+    pub submits: usize,
+    pub weight_bytes_read: u64,
+    pub bytes_read_back: u64,
+}
 
 /// One recorded kernel launch.
 pub(super) struct Dispatch {

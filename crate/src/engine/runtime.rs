@@ -3,11 +3,11 @@
 //! the argmax (8 bytes), the logits, or nothing.
 
 use crate::gpu::GpuContext;
-use crate::kernels::StepUniform;
+use crate::kernels::common::StepUniform;
 use crate::model_config::Qwen2Config;
 
 use super::error::EngineError;
-use super::recording::{record, Dispatch};
+use super::recording::{record, Dispatch, StepStats};
 
 /// What a step reads back after its last token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,16 +27,6 @@ pub enum StepOutput {
     Argmax { token: u32, logit: f32 },
     Logits(Vec<f32>),
     Nothing,
-}
-
-/// Counters for benchmarks: what the last step cost.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct StepStats {
-    pub tokens: usize,
-    pub dispatches: usize,
-    pub submits: usize,
-    pub weight_bytes_read: u64,
-    pub bytes_read_back: u64,
 }
 
 /// The buffers a step writes and reads back, whatever the architecture.

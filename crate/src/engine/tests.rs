@@ -5,14 +5,13 @@
 use bytemuck::Zeroable;
 
 use super::qwen2::rope_table;
-use super::recording::{record, Builder};
-use super::runtime::StepStats;
+use super::recording::{record, Builder, StepStats};
 use super::weights::Matrix;
 use crate::dequant::dequantize;
 use crate::gguf::{GgmlType, ModelTensor, TensorInfo};
 use crate::gpu::{GpuContext, GpuOptions};
+use crate::kernels::common::StepUniform;
 use crate::kernels::dequant::SUPPORTED;
-use crate::kernels::StepUniform;
 
 /// The adapter with and without subgroup kernels (lavapipe has subgroups, so the fallback is
 /// forced); each test runs on both.

@@ -242,3 +242,28 @@ pub fn upload_vector(
         .write_buffer(&buffer, 0, bytemuck::cast_slice(&values));
     Ok(buffer)
 }
+
+/// Uploaded weights by tensor name, taken out one by one as the engine wires its kernels.
+#[derive(Default)]
+pub(super) struct Weights {
+    pub(super) matrices: std::collections::HashMap<String, Matrix>,
+    pub(super) vectors: std::collections::HashMap<String, wgpu::Buffer>,
+}
+
+impl Weights {
+    pub(super) fn has_matrix(&self, name: &str) -> bool {
+        self.matrices.contains_key(name)
+    }
+
+    pub(super) fn take_matrix(&mut self, name: &str) -> Result<Matrix, EngineError> {
+        self.matrices
+            .remove(name)
+            .ok_or_else(|| EngineError::MissingTensor { name: name.into() })
+    }
+
+    pub(super) fn take_vector(&mut self, name: &str) -> Result<wgpu::Buffer, EngineError> {
+        self.vectors
+            .remove(name)
+            .ok_or_else(|| EngineError::MissingTensor { name: name.into() })
+    }
+}

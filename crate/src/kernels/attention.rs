@@ -4,7 +4,7 @@
 use crate::gpu::{Extent, Grid, Kernel, Module};
 use crate::{kernel_bindings, wgsl_uniform};
 
-use super::{StepUniform, WORKGROUP_REDUCE};
+use super::common::{StepUniform, WORKGROUP_REDUCE};
 
 wgsl_uniform! {
     /// Attention geometry, shared by RoPE/KV store, scores and softmax·V.

@@ -5,7 +5,7 @@
 use crate::gguf::GgmlType;
 use crate::gpu::Snippet;
 
-use super::BYTES;
+use super::common::BYTES;
 
 /// Unpacks the 6-bit scales and mins of Q4_K and Q5_K blocks.
 static K_SCALES: Snippet = Snippet {

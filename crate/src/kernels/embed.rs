@@ -4,7 +4,8 @@ use crate::gguf::GgmlType;
 use crate::gpu::{Extent, Grid, Kernel, Module};
 use crate::{kernel_bindings, wgsl_uniform};
 
-use super::{dequant, StepUniform};
+use super::common::StepUniform;
+use super::dequant;
 
 /// Embedding rows of a type, looked up by token id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

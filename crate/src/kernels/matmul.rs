@@ -6,7 +6,8 @@ use crate::gguf::GgmlType;
 use crate::gpu::{Extent, Grid, Kernel, Module};
 use crate::{kernel_bindings, wgsl_uniform};
 
-use super::{dequant, StepUniform, REDUCE_SHARED, REDUCE_SUBGROUP};
+use super::common::{StepUniform, REDUCE_SHARED, REDUCE_SUBGROUP};
+use super::dequant;
 
 /// Tokens per mat-mul tile in prefill: each dequantized weight chunk is used this many times.
 pub const PREFILL_TILE: u32 = 8;

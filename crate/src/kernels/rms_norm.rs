@@ -4,7 +4,7 @@
 use crate::gpu::{Extent, Grid, Kernel, Module};
 use crate::{kernel_bindings, wgsl_uniform};
 
-use super::{StepUniform, WORKGROUP_REDUCE};
+use super::common::{StepUniform, WORKGROUP_REDUCE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RmsNorm;
