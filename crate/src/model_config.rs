@@ -6,6 +6,17 @@ use crate::gguf::{GgufModel, MetadataValue};
 
 const ARCH: &str = "qwen2";
 
+/// Largest width, count or length a model may have. The engine hands sizes to shaders as u32
+/// (some as f32, exact up to 2^24), and on wasm32 `usize` is 32 bits, so sizes and the products
+/// the engine forms from them must stay well inside 32 bits. Real Qwen2 models are far below: the
+/// widest layer is Qwen2.5-72B's FFN of 29,568, the longest context 131,072.
+const MAX_SIZE: u64 = 1 << 24;
+
+/// Most query plus key-value heads. The engine dispatches one workgroup per query and key head
+/// along one dimension (rotary embedding), and WebGPU guarantees only 65,535 workgroups per
+/// dimension (`maxComputeWorkgroupsPerDimension`). Qwen2.5-72B has 64 + 8.
+const MAX_HEAD_WORKGROUPS: u64 = 65_535;
+
 /// Why a model's hyper-parameters could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -27,6 +38,25 @@ pub enum ConfigError {
     },
     #[error("tensor {name} is missing")]
     MissingTensor { name: String },
+    #[error("{what} is {value}, more than the limit of {limit}")]
+    TooLarge {
+        what: String,
+        value: u64,
+        limit: u64,
+    },
+}
+
+/// `value` as a `usize`, when it is at most `limit` (itself at most [`MAX_SIZE`], so the value
+/// fits a `usize` on every target).
+fn within(what: &str, value: u64, limit: u64) -> Result<usize, ConfigError> {
+    usize::try_from(value)
+        .ok()
+        .filter(|_| value <= limit)
+        .ok_or_else(|| ConfigError::TooLarge {
+            what: what.into(),
+            value,
+            limit,
+        })
 }
 
 /// Context-extension settings (`{arch}.rope.scaling.*`), present in long-context Qwen2.5 files.
@@ -79,7 +109,7 @@ impl Keys<'_> {
         })?;
         usize::try_from(n)
             .ok()
-            .filter(|&n| n > 0 && n <= 1 << 24)
+            .filter(|&n| n > 0 && n as u64 <= MAX_SIZE)
             .ok_or_else(|| ConfigError::Invalid {
                 key: key.into(),
                 value: n.to_string(),
@@ -154,7 +184,19 @@ impl Qwen2Config {
                 format!("must divide the head count {n_heads}"),
             ));
         }
-        if head_dim % 2 != 0 || head_dim * n_heads != hidden_size {
+        within(
+            "the query plus key-value head count",
+            n_heads as u64 + n_kv_heads as u64,
+            MAX_HEAD_WORKGROUPS,
+        )?;
+        // In u64: on wasm32 this product could wrap around to the width. The key-value width is
+        // no larger, as the key-value head count divides the head count.
+        let attention_width = within(
+            "the attention width (heads times head dimension)",
+            (n_heads as u64).saturating_mul(head_dim as u64),
+            MAX_SIZE,
+        )?;
+        if head_dim % 2 != 0 || attention_width != hidden_size {
             return Err(invalid(
                 k("attention.key_length"),
                 head_dim,
@@ -195,7 +237,11 @@ impl Qwen2Config {
                 .ok_or_else(|| ConfigError::MissingTensor {
                     name: "token_embd.weight".into(),
                 })?;
-        let vocab_size = usize::try_from(embedding.info.rows()).unwrap_or(usize::MAX);
+        let vocab_size = within(
+            "token_embd.weight's row count",
+            embedding.info.rows(),
+            MAX_SIZE,
+        )?;
         let tied_embeddings = model.tensor("output.weight").is_none();
 
         Ok(Qwen2Config {
