@@ -17,6 +17,14 @@ const MAX_SIZE: u64 = 1 << 24;
 /// dimension (`maxComputeWorkgroupsPerDimension`). Qwen2.5-72B has 64 + 8.
 const MAX_HEAD_WORKGROUPS: u64 = 65_535;
 
+/// Token embeddings may have more rows than the tokenizer has tokens: trainers pad the matrix so
+/// it splits evenly across devices, and a converter need not pad the token list to match. The
+/// Qwen2.5 tokenizer has 151,665 tokens and its embeddings 151,936 rows (0.5B to 3B, a multiple
+/// of 128) or 152,064 (7B to 72B, a multiple of 256): 271 and 399 rows of padding. Rounding the
+/// token count up to a multiple of 1,024 (152,576) admits both with room to spare; more rows than
+/// that means the tokenizer belongs to another model.
+const EMBEDDING_ROW_ROUNDING: u64 = 1024;
+
 /// Why a model's hyper-parameters could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -43,6 +51,15 @@ pub enum ConfigError {
         what: String,
         value: u64,
         limit: u64,
+    },
+    #[error(
+        "token_embd.weight has {rows} rows for the tokenizer's {tokens} tokens: it needs one row \
+         per token, and at most {max_rows} with padding"
+    )]
+    EmbeddingRows {
+        rows: u64,
+        tokens: u64,
+        max_rows: u64,
     },
 }
 
@@ -242,6 +259,7 @@ impl Qwen2Config {
             embedding.info.rows(),
             MAX_SIZE,
         )?;
+        check_vocabulary(model, vocab_size as u64)?;
         let tied_embeddings = model.tensor("output.weight").is_none();
 
         Ok(Qwen2Config {
@@ -259,4 +277,32 @@ impl Qwen2Config {
             tied_embeddings,
         })
     }
+}
+
+/// Checks the token embedding's `rows` against the tokenizer's token count: fewer rows would let
+/// the tokenizer produce ids without an embedding, and many more mean a mismatched tokenizer
+/// (see [`EMBEDDING_ROW_ROUNDING`]). A model without a token list has no tokenizer to disagree
+/// with: the tokenizer refuses it, and callers passing ids directly are checked by the engine.
+fn check_vocabulary(model: &GgufModel, rows: u64) -> Result<(), ConfigError> {
+    const KEY: &str = "tokenizer.ggml.tokens";
+    let Some(value) = model.metadata().get(KEY) else {
+        return Ok(());
+    };
+    let tokens = value.as_array().ok_or_else(|| ConfigError::WrongType {
+        key: KEY.into(),
+        found: value.type_name(),
+        expected: "array",
+    })?;
+    let tokens = tokens.len() as u64;
+    let max_rows = tokens
+        .checked_next_multiple_of(EMBEDDING_ROW_ROUNDING)
+        .unwrap_or(u64::MAX);
+    if rows < tokens || rows > max_rows {
+        return Err(ConfigError::EmbeddingRows {
+            rows,
+            tokens,
+            max_rows,
+        });
+    }
+    Ok(())
 }

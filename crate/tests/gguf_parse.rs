@@ -177,6 +177,64 @@ fn qwen2_config_products_cannot_wrap() {
     assert_eq!((c.n_heads, c.n_kv_heads, c.head_dim), (65_533, 1, 2));
 }
 
+/// The sample's configuration with `tokens` tokenizer tokens and `rows` embedding rows.
+fn config_with_vocabulary(tokens: usize, rows: u64) -> Result<Qwen2Config, ConfigError> {
+    let mut w = sample_file();
+    for (key, value) in &mut w.metadata {
+        if key == "tokenizer.ggml.tokens" {
+            *value = MetadataValue::Array(MetadataArray::String(
+                (0..tokens).map(|i| format!("tok{i}")).collect(),
+            ));
+        }
+    }
+    for (name, _, shape) in &mut w.tensors {
+        if name == "token_embd.weight" {
+            *shape = vec![64, rows];
+        }
+    }
+    let h = parse_complete(&w.build()).unwrap();
+    Qwen2Config::from_model(&GgufModel::from_shards(vec![h]).unwrap())
+}
+
+#[test]
+fn embedding_rows_must_match_the_tokenizer() {
+    // Rows padded to a multiple of 64 or of 32 load.
+    assert_eq!(config_with_vocabulary(40, 64).map(|c| c.vocab_size), Ok(64));
+    assert_eq!(config_with_vocabulary(70, 96).map(|c| c.vocab_size), Ok(96));
+    // Qwen2.5's 151,665 tokens with the embeddings of its 0.5B and 7B models.
+    assert_eq!(
+        config_with_vocabulary(151_665, 151_936).map(|c| c.vocab_size),
+        Ok(151_936)
+    );
+    assert_eq!(
+        config_with_vocabulary(151_665, 152_064).map(|c| c.vocab_size),
+        Ok(152_064)
+    );
+    // Far more rows than tokens: another model's tokenizer.
+    assert_eq!(
+        config_with_vocabulary(40, 4096),
+        Err(ConfigError::EmbeddingRows {
+            rows: 4096,
+            tokens: 40,
+            max_rows: 1024
+        })
+    );
+    // Fewer rows than tokens: some token ids would have no embedding.
+    assert_eq!(
+        config_with_vocabulary(41, 40),
+        Err(ConfigError::EmbeddingRows {
+            rows: 40,
+            tokens: 41,
+            max_rows: 1024
+        })
+    );
+    // A token list that is not an array.
+    assert!(matches!(
+        config_with(&[("tokenizer.ggml.tokens", MetadataValue::U32(40))]),
+        Err(ConfigError::WrongType { key, expected: "array", .. }) if key == "tokenizer.ggml.tokens"
+    ));
+}
+
 #[test]
 fn every_prefix_asks_for_more_then_completes() {
     let bytes = sample_file().build();
