@@ -532,11 +532,8 @@ fn read_tensor_info(
             ggml_type.block_size()
         ))
     })?;
-    let rows = if shape[0] == 0 {
-        0
-    } else {
-        elements / shape[0]
-    };
+    // An empty innermost dimension makes an empty tensor: no rows.
+    let rows = elements.checked_div(shape[0]).unwrap_or(0);
     let bytes = row_bytes
         .checked_mul(rows)
         .ok_or_else(|| bad_shape(format!("{shape:?} is too large in bytes")))?;
