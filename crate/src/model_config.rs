@@ -6,6 +6,25 @@ use crate::gguf::{GgufModel, MetadataValue};
 
 const ARCH: &str = "qwen2";
 
+/// Largest width, count or length a model may have. The engine hands sizes to shaders as u32
+/// (some as f32, exact up to 2^24), and on wasm32 `usize` is 32 bits, so sizes and the products
+/// the engine forms from them must stay well inside 32 bits. Real Qwen2 models are far below: the
+/// widest layer is Qwen2.5-72B's FFN of 29,568, the longest context 131,072.
+const MAX_SIZE: u64 = 1 << 24;
+
+/// Most query plus key-value heads. The engine dispatches one workgroup per query and key head
+/// along one dimension (rotary embedding), and WebGPU guarantees only 65,535 workgroups per
+/// dimension (`maxComputeWorkgroupsPerDimension`). Qwen2.5-72B has 64 + 8.
+const MAX_HEAD_WORKGROUPS: u64 = 65_535;
+
+/// Token embeddings may have more rows than the tokenizer has tokens: trainers pad the matrix so
+/// it splits evenly across devices, and a converter need not pad the token list to match. The
+/// Qwen2.5 tokenizer has 151,665 tokens and its embeddings 151,936 rows (0.5B to 3B, a multiple
+/// of 128) or 152,064 (7B to 72B, a multiple of 256): 271 and 399 rows of padding. Rounding the
+/// token count up to a multiple of 1,024 (152,576) admits both with room to spare; more rows than
+/// that means the tokenizer belongs to another model.
+const EMBEDDING_ROW_ROUNDING: u64 = 1024;
+
 /// Why a model's hyper-parameters could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -27,6 +46,34 @@ pub enum ConfigError {
     },
     #[error("tensor {name} is missing")]
     MissingTensor { name: String },
+    #[error("{what} is {value}, more than the limit of {limit}")]
+    TooLarge {
+        what: String,
+        value: u64,
+        limit: u64,
+    },
+    #[error(
+        "token_embd.weight has {rows} rows for the tokenizer's {tokens} tokens: it needs one row \
+         per token, and at most {max_rows} with padding"
+    )]
+    EmbeddingRows {
+        rows: u64,
+        tokens: u64,
+        max_rows: u64,
+    },
+}
+
+/// `value` as a `usize`, when it is at most `limit` (itself at most [`MAX_SIZE`], so the value
+/// fits a `usize` on every target).
+fn within(what: &str, value: u64, limit: u64) -> Result<usize, ConfigError> {
+    usize::try_from(value)
+        .ok()
+        .filter(|_| value <= limit)
+        .ok_or_else(|| ConfigError::TooLarge {
+            what: what.into(),
+            value,
+            limit,
+        })
 }
 
 /// Context-extension settings (`{arch}.rope.scaling.*`), present in long-context Qwen2.5 files.
@@ -79,7 +126,7 @@ impl Keys<'_> {
         })?;
         usize::try_from(n)
             .ok()
-            .filter(|&n| n > 0 && n <= 1 << 24)
+            .filter(|&n| n > 0 && n as u64 <= MAX_SIZE)
             .ok_or_else(|| ConfigError::Invalid {
                 key: key.into(),
                 value: n.to_string(),
@@ -154,7 +201,19 @@ impl Qwen2Config {
                 format!("must divide the head count {n_heads}"),
             ));
         }
-        if head_dim % 2 != 0 || head_dim * n_heads != hidden_size {
+        within(
+            "the query plus key-value head count",
+            n_heads as u64 + n_kv_heads as u64,
+            MAX_HEAD_WORKGROUPS,
+        )?;
+        // In u64: on wasm32 this product could wrap around to the width. The key-value width is
+        // no larger, as the key-value head count divides the head count.
+        let attention_width = within(
+            "the attention width (heads times head dimension)",
+            (n_heads as u64).saturating_mul(head_dim as u64),
+            MAX_SIZE,
+        )?;
+        if head_dim % 2 != 0 || attention_width != hidden_size {
             return Err(invalid(
                 k("attention.key_length"),
                 head_dim,
@@ -195,7 +254,12 @@ impl Qwen2Config {
                 .ok_or_else(|| ConfigError::MissingTensor {
                     name: "token_embd.weight".into(),
                 })?;
-        let vocab_size = usize::try_from(embedding.info.rows()).unwrap_or(usize::MAX);
+        let vocab_size = within(
+            "token_embd.weight's row count",
+            embedding.info.rows(),
+            MAX_SIZE,
+        )?;
+        check_vocabulary(model, vocab_size as u64)?;
         let tied_embeddings = model.tensor("output.weight").is_none();
 
         Ok(Qwen2Config {
@@ -213,4 +277,32 @@ impl Qwen2Config {
             tied_embeddings,
         })
     }
+}
+
+/// Checks the token embedding's `rows` against the tokenizer's token count: fewer rows would let
+/// the tokenizer produce ids without an embedding, and many more mean a mismatched tokenizer
+/// (see [`EMBEDDING_ROW_ROUNDING`]). A model without a token list has no tokenizer to disagree
+/// with: the tokenizer refuses it, and callers passing ids directly are checked by the engine.
+fn check_vocabulary(model: &GgufModel, rows: u64) -> Result<(), ConfigError> {
+    const KEY: &str = "tokenizer.ggml.tokens";
+    let Some(value) = model.metadata().get(KEY) else {
+        return Ok(());
+    };
+    let tokens = value.as_array().ok_or_else(|| ConfigError::WrongType {
+        key: KEY.into(),
+        found: value.type_name(),
+        expected: "array",
+    })?;
+    let tokens = tokens.len() as u64;
+    let max_rows = tokens
+        .checked_next_multiple_of(EMBEDDING_ROW_ROUNDING)
+        .unwrap_or(u64::MAX);
+    if rows < tokens || rows > max_rows {
+        return Err(ConfigError::EmbeddingRows {
+            rows,
+            tokens,
+            max_rows,
+        });
+    }
+    Ok(())
 }

@@ -121,6 +121,120 @@ fn qwen2_config_errors_are_typed() {
     assert_eq!((scaling.kind.as_str(), scaling.factor), ("yarn", 1.0));
 }
 
+/// The sample's Qwen2 configuration with the metadata `changes` made.
+fn config_with(changes: &[(&str, MetadataValue)]) -> Result<Qwen2Config, ConfigError> {
+    let mut w = sample_file();
+    for (key, value) in changes {
+        match w.metadata.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value.clone(),
+            None => w.metadata.push((key.to_string(), value.clone())),
+        }
+    }
+    let h = parse_complete(&w.build()).unwrap();
+    Qwen2Config::from_model(&GgufModel::from_shards(vec![h]).unwrap())
+}
+
+#[test]
+fn qwen2_config_products_cannot_wrap() {
+    // 4,096 heads of 1,048,578 make 4,294,975,488 = 2^32 + 8,192: computed in a 32-bit usize
+    // (wasm32) the width wraps around to 8,192 and would match this embedding length.
+    let wrapping = [
+        ("qwen2.embedding_length", MetadataValue::U32(8192)),
+        ("qwen2.attention.head_count", MetadataValue::U32(4096)),
+        ("qwen2.attention.key_length", MetadataValue::U32(1_048_578)),
+    ];
+    assert_eq!(
+        config_with(&wrapping),
+        Err(ConfigError::TooLarge {
+            what: "the attention width (heads times head dimension)".into(),
+            value: 4_294_975_488,
+            limit: 1 << 24,
+        })
+    );
+    // 65,534 query heads of 2 and 2 key-value heads: a consistent shape, but one workgroup per
+    // query and key head is more than a dispatch dimension holds.
+    let many_heads = [
+        ("qwen2.embedding_length", MetadataValue::U32(131_068)),
+        ("qwen2.attention.head_count", MetadataValue::U32(65_534)),
+        ("qwen2.attention.key_length", MetadataValue::U32(2)),
+    ];
+    assert_eq!(
+        config_with(&many_heads),
+        Err(ConfigError::TooLarge {
+            what: "the query plus key-value head count".into(),
+            value: 65_536,
+            limit: 65_535,
+        })
+    );
+    // One head fewer on each side of the limit loads.
+    let c = config_with(&[
+        ("qwen2.embedding_length", MetadataValue::U32(131_066)),
+        ("qwen2.attention.head_count", MetadataValue::U32(65_533)),
+        ("qwen2.attention.head_count_kv", MetadataValue::U32(1)),
+        ("qwen2.attention.key_length", MetadataValue::U32(2)),
+    ])
+    .unwrap();
+    assert_eq!((c.n_heads, c.n_kv_heads, c.head_dim), (65_533, 1, 2));
+}
+
+/// The sample's configuration with `tokens` tokenizer tokens and `rows` embedding rows.
+fn config_with_vocabulary(tokens: usize, rows: u64) -> Result<Qwen2Config, ConfigError> {
+    let mut w = sample_file();
+    for (key, value) in &mut w.metadata {
+        if key == "tokenizer.ggml.tokens" {
+            *value = MetadataValue::Array(MetadataArray::String(
+                (0..tokens).map(|i| format!("tok{i}")).collect(),
+            ));
+        }
+    }
+    for (name, _, shape) in &mut w.tensors {
+        if name == "token_embd.weight" {
+            *shape = vec![64, rows];
+        }
+    }
+    let h = parse_complete(&w.build()).unwrap();
+    Qwen2Config::from_model(&GgufModel::from_shards(vec![h]).unwrap())
+}
+
+#[test]
+fn embedding_rows_must_match_the_tokenizer() {
+    // Rows padded to a multiple of 64 or of 32 load.
+    assert_eq!(config_with_vocabulary(40, 64).map(|c| c.vocab_size), Ok(64));
+    assert_eq!(config_with_vocabulary(70, 96).map(|c| c.vocab_size), Ok(96));
+    // Qwen2.5's 151,665 tokens with the embeddings of its 0.5B and 7B models.
+    assert_eq!(
+        config_with_vocabulary(151_665, 151_936).map(|c| c.vocab_size),
+        Ok(151_936)
+    );
+    assert_eq!(
+        config_with_vocabulary(151_665, 152_064).map(|c| c.vocab_size),
+        Ok(152_064)
+    );
+    // Far more rows than tokens: another model's tokenizer.
+    assert_eq!(
+        config_with_vocabulary(40, 4096),
+        Err(ConfigError::EmbeddingRows {
+            rows: 4096,
+            tokens: 40,
+            max_rows: 1024
+        })
+    );
+    // Fewer rows than tokens: some token ids would have no embedding.
+    assert_eq!(
+        config_with_vocabulary(41, 40),
+        Err(ConfigError::EmbeddingRows {
+            rows: 40,
+            tokens: 41,
+            max_rows: 1024
+        })
+    );
+    // A token list that is not an array.
+    assert!(matches!(
+        config_with(&[("tokenizer.ggml.tokens", MetadataValue::U32(40))]),
+        Err(ConfigError::WrongType { key, expected: "array", .. }) if key == "tokenizer.ggml.tokens"
+    ));
+}
+
 #[test]
 fn every_prefix_asks_for_more_then_completes() {
     let bytes = sample_file().build();
@@ -262,6 +376,15 @@ fn tensor_info_errors_name_the_tensor() {
         parse_complete(&one_tensor_file("w", &[1 << 40, 1 << 22], f32_id, 0, 64)),
         Err(GgufError::BadShape { .. })
     ));
+    // Four dimensions of 2^16, each harmless, make 2^64 elements: one more than u64 holds.
+    assert_eq!(
+        parse_complete(&one_tensor_file("w", &[1 << 16; 4], f32_id, 0, 64)),
+        Err(GgufError::BadShape {
+            offset: 24,
+            name: "w".into(),
+            reason: "[65536, 65536, 65536, 65536] has too many elements".into()
+        })
+    );
     assert!(matches!(
         parse_complete(&one_tensor_file("w", &[8, 2], f32_id, 16, 64)),
         Err(GgufError::Misaligned { offset: 16, .. })

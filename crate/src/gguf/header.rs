@@ -3,6 +3,8 @@
 //! Every count and length read off the file is checked against the bytes that can still follow
 //! and against [`Limits`] before anything is allocated, so hostile files cost bounded memory.
 
+use std::collections::BTreeSet;
+
 use super::metadata::{value_type, Metadata, MetadataArray, MetadataValue};
 use super::{GgmlType, GgufError};
 
@@ -78,6 +80,8 @@ pub struct GgufHeader {
 }
 
 impl GgufHeader {
+    /// A linear search: `tensors` is public and may be edited, so the header keeps no index by
+    /// name. [`GgufModel::tensor`](super::GgufModel::tensor) has one.
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
         self.tensors.iter().find(|t| t.name == name)
     }
@@ -324,14 +328,12 @@ fn read_header(c: &mut Cursor<'_>, limits: &Limits) -> Result<GgufHeader, Stop> 
         let value_offset = c.offset();
         let ty = c.u32("metadata value type")?;
         let value = read_value(c, ty, value_offset, limits, 0)?;
-        if metadata.contains(&key) {
-            return Err(GgufError::DuplicateKey {
+        metadata
+            .push(key, value)
+            .map_err(|key| GgufError::DuplicateKey {
                 offset: key_offset,
                 key,
-            }
-            .into());
-        }
-        metadata.push(key, value);
+            })?;
     }
 
     let alignment = match metadata.get("general.alignment") {
@@ -350,10 +352,13 @@ fn read_header(c: &mut Cursor<'_>, limits: &Limits) -> Result<GgufHeader, Stop> 
     // A tensor info takes at least 8 (name length) + 4 (dims) + 8 (one dim) + 4 (type) + 8 (offset).
     let reserve = c.check_count(tensor_count, 32, limits.max_tensors, "tensor infos")?;
     let mut tensors: Vec<TensorInfo> = Vec::with_capacity(reserve);
+    // Names seen so far, for a duplicate check that stays logarithmic per tensor (a B-tree for the
+    // reason given at [`Metadata`]).
+    let mut names = BTreeSet::new();
     for _ in 0..tensor_count {
         let info_offset = c.offset();
         let tensor = read_tensor_info(c, limits, alignment)?;
-        if tensors.iter().any(|t| t.name == tensor.name) {
+        if !names.insert(tensor.name.clone()) {
             return Err(GgufError::DuplicateTensor {
                 offset: info_offset,
                 name: tensor.name,
@@ -527,11 +532,8 @@ fn read_tensor_info(
             ggml_type.block_size()
         ))
     })?;
-    let rows = if shape[0] == 0 {
-        0
-    } else {
-        elements / shape[0]
-    };
+    // An empty innermost dimension makes an empty tensor: no rows.
+    let rows = elements.checked_div(shape[0]).unwrap_or(0);
     let bytes = row_bytes
         .checked_mul(rows)
         .ok_or_else(|| bad_shape(format!("{shape:?} is too large in bytes")))?;

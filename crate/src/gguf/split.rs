@@ -1,5 +1,7 @@
 //! A model as one table of tensors, whether it is one GGUF file or a gguf-split set of shards.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value as Json};
 
 use super::{GgufError, GgufHeader, Metadata, TensorInfo};
@@ -71,6 +73,9 @@ pub struct ModelTensor {
 pub struct GgufModel {
     shards: Vec<GgufHeader>,
     tensors: Vec<ModelTensor>,
+    /// Position in `tensors` of each name, so joining shards and looking tensors up stay
+    /// logarithmic per tensor (a B-tree for the reason given at [`Metadata`]).
+    index: BTreeMap<String, usize>,
 }
 
 impl GgufModel {
@@ -127,10 +132,12 @@ impl GgufModel {
             }
         }
 
-        let mut tensors: Vec<ModelTensor> = Vec::new();
+        let mut tensors: Vec<ModelTensor> =
+            Vec::with_capacity(shards.iter().map(|h| h.tensors.len()).sum());
+        let mut index = BTreeMap::new();
         for (shard, header) in shards.iter().enumerate() {
             for info in &header.tensors {
-                if tensors.iter().any(|t| t.info.name == info.name) {
+                if index.insert(info.name.clone(), tensors.len()).is_some() {
                     return Err(bad(format!("tensor {:?} is in two shards", info.name)));
                 }
                 tensors.push(ModelTensor {
@@ -149,7 +156,11 @@ impl GgufModel {
                 )));
             }
         }
-        Ok(GgufModel { shards, tensors })
+        Ok(GgufModel {
+            shards,
+            tensors,
+            index,
+        })
     }
 
     /// The model's metadata: that of its first shard, where gguf-split keeps it all.
@@ -166,7 +177,7 @@ impl GgufModel {
     }
 
     pub fn tensor(&self, name: &str) -> Option<&ModelTensor> {
-        self.tensors.iter().find(|t| t.info.name == name)
+        self.index.get(name).map(|&i| &self.tensors[i])
     }
 
     /// The `inspect --json` document: version, metadata (arrays longer than `max_array`
