@@ -6,7 +6,8 @@
 use std::collections::BTreeSet;
 
 use super::metadata::{value_type, Metadata, MetadataArray, MetadataValue};
-use super::{GgmlType, GgufError};
+use super::error::GgufError;
+use super::types::GgmlType;
 
 const MAGIC: [u8; 4] = *b"GGUF";
 const DEFAULT_ALIGNMENT: u64 = 32;

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value as Json};
 
-use super::{GgufError, GgufHeader, Metadata, TensorInfo};
+use super::error::GgufError;
+use super::header::{GgufHeader, TensorInfo};
+use super::metadata::Metadata;
 
 const KEY_SPLIT_NO: &str = "split.no";
 const KEY_SPLIT_COUNT: &str = "split.count";
