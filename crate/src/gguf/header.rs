@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use super::metadata::{value_type, Metadata, MetadataArray, MetadataValue};
 use super::error::GgufError;
+use super::metadata::{value_type, Metadata, MetadataArray, MetadataValue};
 use super::types::GgmlType;
 
 const MAGIC: [u8; 4] = *b"GGUF";
