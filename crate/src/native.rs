@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::engine::{check_model, load_from_reader, Engine, EngineError, EngineOptions};
+use crate::engine::{CheckedModel, Engine, EngineError, EngineOptions};
 use crate::gguf::{
     parse_header, shard_file_name, GgufError, GgufHeader, GgufModel, HeaderParse, Limits, SplitInfo,
 };
@@ -64,9 +64,9 @@ pub fn read_header(path: &Path) -> Result<GgufHeader, OpenError> {
     }
 }
 
-/// Opens a model from one GGUF file, or from the first shard of a gguf-split set (the other
-/// shards are found beside it by their `-0000N-of-0000M.gguf` names).
-pub fn open_model(path: &Path) -> Result<(GgufModel, Vec<PathBuf>), OpenError> {
+/// Reads the headers of one GGUF file, or of every shard of a gguf-split set given its first
+/// (the others are found beside it by their `-0000N-of-0000M.gguf` names), with their paths.
+pub fn read_shard_headers(path: &Path) -> Result<(Vec<GgufHeader>, Vec<PathBuf>), OpenError> {
     let first = read_header(path)?;
     let gguf_err = |source| OpenError::Gguf {
         path: path.to_owned(),
@@ -93,7 +93,16 @@ pub fn open_model(path: &Path) -> Result<(GgufModel, Vec<PathBuf>), OpenError> {
             paths.push(shard);
         }
     }
-    let model = GgufModel::from_shards(headers).map_err(gguf_err)?;
+    Ok((headers, paths))
+}
+
+/// Opens a model from one GGUF file, or from the first shard of a gguf-split set.
+pub fn open_model(path: &Path) -> Result<(GgufModel, Vec<PathBuf>), OpenError> {
+    let (headers, paths) = read_shard_headers(path)?;
+    let model = GgufModel::from_shards(headers).map_err(|source| OpenError::Gguf {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok((model, paths))
 }
 
@@ -129,21 +138,23 @@ pub fn load_engine(
     gpu: &GpuOptions,
     options: &EngineOptions,
 ) -> Result<Engine, LoadError> {
-    let (model, paths) = open_model(path)?;
+    let (headers, paths) = read_shard_headers(path)?;
     // Everything that can be checked without a GPU is, before the device is opened.
-    check_model(&model)?;
+    let checked = CheckedModel::new(headers)?;
     let ctx = pollster::block_on(GpuContext::new(gpu)).map_err(EngineError::from)?;
     // The same streaming path as the browser's: the file in bounded chunks, never a whole tensor.
     let mut files: Vec<Option<File>> = paths.iter().map(|_| None).collect();
-    let engine = load_from_reader(ctx, &model, options, |shard, offset, buf| {
-        let path = &paths[shard];
-        let describe = |e: io::Error| format!("{}: {e}", path.display());
-        if files[shard].is_none() {
-            files[shard] = Some(File::open(path).map_err(describe)?);
-        }
-        let file = files[shard].as_mut().ok_or("the shard is not open")?;
-        file.seek(SeekFrom::Start(offset)).map_err(describe)?;
-        file.read_exact(buf).map_err(describe)
-    })?;
+    let (_, engine) = checked
+        .start(ctx, options)?
+        .read_all(|shard, offset, buf| {
+            let path = &paths[shard];
+            let describe = |e: io::Error| format!("{}: {e}", path.display());
+            if files[shard].is_none() {
+                files[shard] = Some(File::open(path).map_err(describe)?);
+            }
+            let file = files[shard].as_mut().ok_or("the shard is not open")?;
+            file.seek(SeekFrom::Start(offset)).map_err(describe)?;
+            file.read_exact(buf).map_err(describe)
+        })?;
     Ok(engine)
 }

@@ -14,9 +14,9 @@ use sha2::Digest;
 use wasm_bindgen::prelude::*;
 
 use crate::constraint::ConstraintError;
-use crate::engine::{EngineError, EngineOptions, WeightLoader};
+use crate::engine::{CheckedModel, EngineError, EngineOptions, ModelLoad};
 use crate::generation::{CancelFlag, GenerationError, Session};
-use crate::gguf::{parse_header, GgufHeader, GgufModel, HeaderParse, Limits};
+use crate::gguf::{parse_header, GgufHeader, HeaderParse, Limits};
 use crate::gpu::{GpuContext, GpuError, GpuOptions};
 use crate::protocol::ChatCompletionRequest;
 
@@ -146,8 +146,7 @@ struct CreateOptions {
 
 enum State {
     Loading {
-        loader: Box<WeightLoader>,
-        model: Box<GgufModel>,
+        load: Box<ModelLoad>,
     },
     Ready(Box<Session>),
     /// A load step failed or the engine was freed: nothing can be used.
@@ -180,9 +179,8 @@ impl WebEngine {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let model = GgufModel::from_shards(parsed).map_err(|e| js_error("bad-model", e))?;
         // Everything that can be checked without a GPU is, before WebGPU is touched.
-        crate::engine::check_model(&model).map_err(|e| engine_error(&e))?;
+        let checked = CheckedModel::new(parsed).map_err(|e| engine_error(&e))?;
         let ctx = GpuContext::new(&GpuOptions {
             max_binding_bytes: None,
             disable_subgroups: options.disable_subgroups,
@@ -196,12 +194,12 @@ impl WebEngine {
                 .unwrap_or(EngineOptions::default().context_length),
             ..EngineOptions::default()
         };
-        let loader =
-            WeightLoader::new(ctx, &model, &engine_options).map_err(|e| engine_error(&e))?;
+        let load = checked
+            .start(ctx, &engine_options)
+            .map_err(|e| engine_error(&e))?;
         Ok(WebEngine {
             state: Rc::new(RefCell::new(State::Loading {
-                loader: Box::new(loader),
-                model: Box::new(model),
+                load: Box::new(load),
             })),
         })
     }
@@ -217,8 +215,8 @@ impl WebEngine {
     #[wasm_bindgen(js_name = dataRanges)]
     pub fn data_ranges(&self) -> Result<String, JsValue> {
         match &*self.state.try_borrow().map_err(|_| Self::busy())? {
-            State::Loading { loader, .. } => {
-                Ok(serde_json::to_string(&loader.data_ranges()).unwrap_or_default())
+            State::Loading { load } => {
+                Ok(serde_json::to_string(&load.data_ranges()).unwrap_or_default())
             }
             _ => Err(js_error("internal", "the model is not loading")),
         }
@@ -230,14 +228,14 @@ impl WebEngine {
     #[wasm_bindgen(js_name = pushBytes)]
     pub fn push_bytes(&self, shard: usize, offset: f64, bytes: &[u8]) -> Result<String, JsValue> {
         let mut state = self.state.try_borrow_mut().map_err(|_| Self::busy())?;
-        let State::Loading { loader, .. } = &mut *state else {
+        let State::Loading { load } = &mut *state else {
             return Err(js_error("internal", "the model is not loading"));
         };
-        if let Err(e) = loader.push(shard, offset as u64, bytes) {
+        if let Err(e) = load.push(shard, offset as u64, bytes) {
             *state = State::Gone;
             return Err(engine_error(&e));
         }
-        Ok(serde_json::to_string(&loader.progress()).unwrap_or_default())
+        Ok(serde_json::to_string(&load.progress()).unwrap_or_default())
     }
 
     /// Builds the kernels, tokenizer and chat template once every byte has been pushed.
@@ -245,8 +243,8 @@ impl WebEngine {
     pub async fn finish_load(&self) -> Result<(), JsValue> {
         let mut state = self.state.try_borrow_mut().map_err(|_| Self::busy())?;
         match std::mem::replace(&mut *state, State::Gone) {
-            State::Loading { loader, model } => {
-                let engine = loader.finish().map_err(|e| engine_error(&e))?;
+            State::Loading { load } => {
+                let (model, engine) = load.finish().map_err(|e| engine_error(&e))?;
                 let session = Session::new(engine, &model).map_err(|e| generation_error(&e))?;
                 *state = State::Ready(Box::new(session));
                 Ok(())
@@ -316,7 +314,7 @@ impl WebEngine {
         let state = self.state.try_borrow().map_err(|_| Self::busy())?;
         let (gpu, context_length, cached) = match &*state {
             State::Ready(s) => (s.engine().gpu(), s.engine().capacity(), s.cached_tokens()),
-            State::Loading { loader, .. } => (loader.gpu(), 0, 0),
+            State::Loading { load } => (load.gpu(), 0, 0),
             State::Gone => return Err(js_error("internal", "the engine is gone")),
         };
         Ok(serde_json::json!({

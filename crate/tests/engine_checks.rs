@@ -176,7 +176,7 @@ fn context_overflow_and_bad_tokens_are_errors_and_leave_the_engine_usable() {
 /// matrix is replaced by the embedding's bytes.
 #[test]
 fn tied_embeddings_project_through_the_embedding_matrix() {
-    use qwen_webgpu::engine::load_from_reader;
+    use qwen_webgpu::engine::CheckedModel;
     use qwen_webgpu::gpu::GpuContext;
     use qwen_webgpu::native::open_model;
 
@@ -210,7 +210,12 @@ fn tied_embeddings_project_through_the_embedding_matrix() {
     let mut logits = Vec::new();
     for model in [&untied, &tied] {
         let ctx = pollster::block_on(GpuContext::new(&GpuOptions::default())).unwrap();
-        let mut engine = load_from_reader(ctx, model, &options, read).unwrap();
+        let (_, mut engine) = CheckedModel::new(model.shards().to_vec())
+            .unwrap()
+            .start(ctx, &options)
+            .unwrap()
+            .read_all(read)
+            .unwrap();
         match pollster::block_on(engine.step(&[785, 6722, 315], Readback::Logits)).unwrap() {
             StepOutput::Logits(l) => logits.push(l),
             other => panic!("{other:?}"),

@@ -5,7 +5,7 @@
 mod support;
 
 use qwen_webgpu::engine::{
-    load_from_reader, Engine, EngineError, EngineOptions, Readback, StepOutput, WeightLoader,
+    CheckedModel, Engine, EngineError, EngineOptions, Readback, StepOutput, WeightLoader,
 };
 use qwen_webgpu::gguf::GgufModel;
 use qwen_webgpu::gpu::{GpuContext, GpuOptions};
@@ -40,12 +40,16 @@ fn tiny() -> (GgufModel, Vec<u8>) {
 #[test]
 fn chunked_pushes_load_the_same_model() {
     let (model, file) = tiny();
-    let mut whole = load_from_reader(gpu(), &model, &options(), |_shard, offset, buf| {
-        let start = offset as usize;
-        buf.copy_from_slice(&file[start..start + buf.len()]);
-        Ok(())
-    })
-    .unwrap();
+    let (_, mut whole) = CheckedModel::new(model.shards().to_vec())
+        .unwrap()
+        .start(gpu(), &options())
+        .unwrap()
+        .read_all(|_shard, offset, buf| {
+            let start = offset as usize;
+            buf.copy_from_slice(&file[start..start + buf.len()]);
+            Ok(())
+        })
+        .unwrap();
     let want = logits(&mut whole);
 
     // Q6_K rows of the FFN down projection are 210 bytes: 3-row pieces start at byte 630.

@@ -1,7 +1,7 @@
 //! What can go wrong in the engine ([`EngineError`]) and what a caller chooses
 //! ([`EngineOptions`]).
 
-use crate::gguf::GgmlType;
+use crate::gguf::{GgmlType, GgufError};
 use crate::gpu::GpuError;
 use crate::model_config::ConfigError;
 
@@ -12,6 +12,8 @@ pub enum EngineError {
     Gpu(#[from] GpuError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
     #[error("tensor {name} is missing")]
     MissingTensor { name: String },
     #[error("tensor {name} has shape {found:?}, expected {expected:?}")]

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::gguf::{GgufModel, ModelTensor};
+use crate::gguf::{GgufHeader, GgufModel, ModelTensor};
 use crate::gpu::GpuContext;
 use crate::model_config::Qwen2Config;
 
@@ -223,32 +223,93 @@ impl WeightLoader {
     }
 }
 
-/// Loads `model` onto `ctx`'s device from a byte reader: every data range, in chunks of at
-/// most 8 MiB, through a [`WeightLoader`]. `read(shard, offset, buf)` fills `buf` with the
-/// shard's bytes from `offset`. The CLI (files) and tests (memory) load through this; the
-/// browser, whose bytes arrive when the network or IndexedDB delivers them, pushes them into
-/// the same [`WeightLoader`].
-pub fn load_from_reader(
-    ctx: GpuContext,
-    model: &GgufModel,
-    options: &EngineOptions,
-    mut read: impl FnMut(usize, u64, &mut [u8]) -> Result<(), String>,
-) -> Result<Engine, EngineError> {
-    const CHUNK: u64 = 8 << 20;
-    let mut loader = WeightLoader::new(ctx, model, options)?;
-    let mut buf = Vec::new();
-    for range in loader.data_ranges() {
-        let mut at = range.start;
-        while at < range.end {
-            let n = CHUNK.min(range.end - at) as usize;
-            buf.resize(n, 0);
-            read(range.shard, at, &mut buf).map_err(|message| EngineError::Read {
-                name: format!("shard {} at byte {at}", range.shard + 1),
-                message,
-            })?;
-            loader.push(range.shard, at, &buf)?;
-            at += n as u64;
-        }
+/// A model checked from its shard headers, before any GPU work: the first step of the one
+/// loading path ([`ModelLoad`]).
+pub struct CheckedModel {
+    model: GgufModel,
+}
+
+impl CheckedModel {
+    /// Joins the shard headers (in shard order) into one model and checks that it can run
+    /// here: architecture, tensors, shapes, types.
+    pub fn new(headers: Vec<GgufHeader>) -> Result<CheckedModel, EngineError> {
+        let model = GgufModel::from_shards(headers)?;
+        check_model(&model)?;
+        Ok(CheckedModel { model })
     }
-    loader.finish()
+
+    pub fn model(&self) -> &GgufModel {
+        &self.model
+    }
+
+    /// Allocates every weight buffer on `ctx`'s device; the bytes follow.
+    pub fn start(self, ctx: GpuContext, options: &EngineOptions) -> Result<ModelLoad, EngineError> {
+        let weights = WeightLoader::new(ctx, &self.model, options)?;
+        Ok(ModelLoad {
+            model: self.model,
+            weights,
+        })
+    }
+}
+
+/// The one loading path from shard headers and file bytes to a model and its engine: the CLI
+/// and the tests read every byte through [`ModelLoad::read_all`]; the browser, whose bytes
+/// arrive when the network or IndexedDB delivers them, [`ModelLoad::push`]es them.
+pub struct ModelLoad {
+    model: GgufModel,
+    weights: WeightLoader,
+}
+
+impl ModelLoad {
+    pub fn model(&self) -> &GgufModel {
+        &self.model
+    }
+
+    pub fn gpu(&self) -> &GpuContext {
+        self.weights.gpu()
+    }
+
+    pub fn progress(&self) -> LoadProgress {
+        self.weights.progress()
+    }
+
+    /// See [`WeightLoader::data_ranges`].
+    pub fn data_ranges(&self) -> Vec<DataRange> {
+        self.weights.data_ranges()
+    }
+
+    /// See [`WeightLoader::push`].
+    pub fn push(&mut self, shard: usize, offset: u64, bytes: &[u8]) -> Result<(), EngineError> {
+        self.weights.push(shard, offset, bytes)
+    }
+
+    /// The model and its engine, once every tensor byte has arrived.
+    pub fn finish(self) -> Result<(GgufModel, Engine), EngineError> {
+        let engine = self.weights.finish()?;
+        Ok((self.model, engine))
+    }
+
+    /// Reads every data range through `read(shard, offset, buf)` (which fills `buf` with the
+    /// shard's bytes from `offset`) in chunks of at most 8 MiB, and finishes.
+    pub fn read_all(
+        mut self,
+        mut read: impl FnMut(usize, u64, &mut [u8]) -> Result<(), String>,
+    ) -> Result<(GgufModel, Engine), EngineError> {
+        const CHUNK: u64 = 8 << 20;
+        let mut buf = Vec::new();
+        for range in self.data_ranges() {
+            let mut at = range.start;
+            while at < range.end {
+                let n = CHUNK.min(range.end - at) as usize;
+                buf.resize(n, 0);
+                read(range.shard, at, &mut buf).map_err(|message| EngineError::Read {
+                    name: format!("shard {} at byte {at}", range.shard + 1),
+                    message,
+                })?;
+                self.push(range.shard, at, &buf)?;
+                at += n as u64;
+            }
+        }
+        self.finish()
+    }
 }

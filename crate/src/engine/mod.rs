@@ -19,7 +19,7 @@ mod runtime;
 mod weights;
 
 pub use error::{EngineError, EngineOptions};
-pub use loader::{load_from_reader, DataRange, LoadProgress, WeightLoader};
+pub use loader::{CheckedModel, DataRange, LoadProgress, ModelLoad, WeightLoader};
 pub use qwen2::check_model;
 pub use recording::StepStats;
 pub use runtime::{Engine, Readback, StepOutput};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use qwen_webgpu::engine::{Engine, EngineOptions};
-use qwen_webgpu::generation::{GenerateParams, Session};
+use qwen_webgpu::generation::{GenerateParams, Session, DEFAULT_MAX_TOKENS};
 use qwen_webgpu::gpu::GpuOptions;
 use qwen_webgpu::native::{load_engine, open_model};
 use qwen_webgpu::protocol::{
@@ -44,7 +44,8 @@ impl RunArgs {
 
 #[derive(Args)]
 pub struct SamplingArgs {
-    #[arg(long, default_value_t = 256)]
+    /// The library's default, as for API requests.
+    #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
     max_tokens: usize,
     /// 0 is greedy.
     #[arg(long, default_value_t = 0.0)]
