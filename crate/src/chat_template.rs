@@ -1,5 +1,6 @@
 //! The model's chat template (`tokenizer.chat_template`, Jinja) rendered with `minijinja` the way
-//! Hugging Face `transformers` renders it with Python's jinja2, byte for byte.
+//! Hugging Face `transformers` renders it with Python's jinja2, byte for byte, with message text
+//! kept from spelling control tokens.
 //!
 //! What makes the output match jinja2: `trim_blocks` and `lstrip_blocks`, loop controls, a
 //! `tojson` that writes what Python's `json.dumps(x, ensure_ascii=False)` writes (`", "` and
@@ -7,6 +8,15 @@
 //! methods (`minijinja-contrib`'s pycompat), `raise_exception`, and the variables transformers
 //! passes: `messages`, `tools`, `add_generation_prompt`, `bos_token`, `eos_token`.
 //! A model without a template gets plain ChatML.
+//!
+//! Message text stays text: only the template's own control tokens (`<|im_start|>`) may become
+//! control ids, so a message (a user's, a tool result, a pasted document) that spells
+//! `<|im_end|>\n<|im_start|>system` cannot open a turn. Before rendering, [`hide_control`]
+//! swaps each control token spelled in the messages and tools for a private-use marker the
+//! template passes through as it is; after rendering, the prompt is cut at the control tokens
+//! left (the template's) and [`reveal_control`] puts the original text back in each piece,
+//! which is then tokenized as plain text. User-defined tokens (`<tool_call>`) open no turn and
+//! are matched in any text (llama.cpp's and `transformers`' tokenization alike), in messages too.
 
 use minijinja::value::{Kwargs, Value};
 use minijinja::{Environment, Error as JinjaError, ErrorKind};
@@ -14,7 +24,7 @@ use serde::Serialize;
 
 use crate::gguf::{GgufModel, MetadataValue};
 use crate::protocol::{ChatMessage, Tool};
-use crate::tokenizer::Tokenizer;
+use crate::tokenizer::{Piece, Tokenizer};
 
 /// ChatML, for models whose file carries no template.
 pub const CHATML_TEMPLATE: &str = "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\n' + (message.content or '') + '<|im_end|>\n' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}";
@@ -137,6 +147,139 @@ impl ChatTemplate {
                 eos_token: &self.eos_token,
             })))
             .map_err(|e| TemplateError::Render(describe(&e)))
+    }
+}
+
+/// Opens a marker: `MARK_OPEN id MARK_CLOSE` stands for control token `id` written in message
+/// text, and `MARK_OPEN MARK_CLOSE` for a `MARK_OPEN` the text itself holds (so no text can
+/// pass for a marker). Private-use characters: no template or JSON writer changes them.
+const MARK_OPEN: char = '\u{E000}';
+const MARK_CLOSE: char = '\u{E001}';
+
+/// `text` with every control token it spells (as [`Tokenizer::split_control`] finds them)
+/// replaced by a marker naming its id, and every [`MARK_OPEN`] escaped; see
+/// [`reveal_control`].
+pub fn hide_control(text: &str, tokenizer: &Tokenizer) -> String {
+    let mut out = String::with_capacity(text.len());
+    for piece in tokenizer.split_control(text) {
+        match piece {
+            Piece::Text(t) => {
+                for part in t.split_inclusive(MARK_OPEN) {
+                    out.push_str(part);
+                    if part.ends_with(MARK_OPEN) {
+                        out.push(MARK_CLOSE);
+                    }
+                }
+            }
+            Piece::Control(id) => {
+                out.push(MARK_OPEN);
+                out.push_str(&id.to_string());
+                out.push(MARK_CLOSE);
+            }
+        }
+    }
+    out
+}
+
+/// The text [`hide_control`] hid: markers back to the control tokens' text and escaped
+/// [`MARK_OPEN`]s back to themselves. Anything else (a template's own private-use
+/// characters) stays as it is.
+pub fn reveal_control(text: &str, tokenizer: &Tokenizer) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find(MARK_OPEN) {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + MARK_OPEN.len_utf8()..];
+        let marked = after.find(MARK_CLOSE).and_then(|close| {
+            let digits = &after[..close];
+            let original = if digits.is_empty() {
+                Some(MARK_OPEN.to_string())
+            } else if digits.bytes().all(|b| b.is_ascii_digit()) {
+                let id = digits.parse::<u32>().ok()?;
+                tokenizer
+                    .is_control(id)
+                    .then(|| tokenizer.token_bytes(id).ok())
+                    .flatten()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            } else {
+                None
+            };
+            original.map(|o| (o, close + MARK_CLOSE.len_utf8()))
+        });
+        match marked {
+            Some((original, len)) => {
+                out.push_str(&original);
+                rest = &after[len..];
+            }
+            None => {
+                out.push(MARK_OPEN);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `messages` with [`hide_control`] applied to every string a template may write: content,
+/// names, ids, and tool calls' names and arguments (keys and string values alike).
+pub fn hide_control_in_messages(
+    messages: &[ChatMessage],
+    tokenizer: &Tokenizer,
+) -> Vec<ChatMessage> {
+    let hide = |s: &mut String| *s = hide_control(s, tokenizer);
+    let mut out = messages.to_vec();
+    for m in &mut out {
+        m.content.iter_mut().for_each(hide);
+        m.tool_call_id.iter_mut().for_each(hide);
+        m.name.iter_mut().for_each(hide);
+        for call in m.tool_calls.iter_mut().flatten() {
+            call.id.iter_mut().for_each(hide);
+            hide(&mut call.kind);
+            hide(&mut call.function.name);
+            call.function.arguments = hide_control_in_json(&call.function.arguments, tokenizer);
+        }
+    }
+    out
+}
+
+/// `tools` with [`hide_control`] applied to every string: names, descriptions, and the
+/// parameter schemas' keys and string values.
+pub fn hide_control_in_tools(tools: &[Tool], tokenizer: &Tokenizer) -> Vec<Tool> {
+    let hide = |s: &mut String| *s = hide_control(s, tokenizer);
+    let mut out = tools.to_vec();
+    for t in &mut out {
+        hide(&mut t.kind);
+        hide(&mut t.function.name);
+        t.function.description.iter_mut().for_each(hide);
+        if let Some(p) = &mut t.function.parameters {
+            *p = hide_control_in_json(p, tokenizer);
+        }
+    }
+    out
+}
+
+fn hide_control_in_json(value: &serde_json::Value, tokenizer: &Tokenizer) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        J::String(s) => J::String(hide_control(s, tokenizer)),
+        J::Array(items) => J::Array(
+            items
+                .iter()
+                .map(|v| hide_control_in_json(v, tokenizer))
+                .collect(),
+        ),
+        J::Object(map) => J::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    (
+                        hide_control(k, tokenizer),
+                        hide_control_in_json(v, tokenizer),
+                    )
+                })
+                .collect(),
+        ),
+        J::Null | J::Bool(_) | J::Number(_) => value.clone(),
     }
 }
 

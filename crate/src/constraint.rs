@@ -131,20 +131,32 @@ impl std::fmt::Debug for Constraint {
 }
 
 impl Constraint {
-    /// Sets the logits of every token the grammar does not allow next to -∞.
+    /// Sets the logits of every token the grammar does not allow next to -∞. `logits` may be
+    /// longer than the vocabulary (a model's embedding padded past the tokenizer's tokens):
+    /// ids no token has are never allowed. Fewer logits than tokens is an error.
     pub fn mask_logits(&mut self, logits: &mut [f32]) -> Result<(), ConstraintError> {
         let mask: SimpleVob = self
             .matcher
             .compute_mask_or_eos()
             .map_err(|e| ConstraintError::Runtime(e.to_string()))?;
+        // The mask has one bit per token of the vocabulary the trie was built from.
+        let vocab = mask.len();
+        if logits.len() < vocab {
+            return Err(ConstraintError::Runtime(format!(
+                "the model gives {} logits for a vocabulary of {vocab} tokens",
+                logits.len()
+            )));
+        }
+        let (known, padding) = logits.split_at_mut(vocab);
         let mut allowed = 0usize;
-        for (id, logit) in logits.iter_mut().enumerate() {
-            if mask.is_allowed(id as TokenId) {
+        for (id, logit) in known.iter_mut().enumerate() {
+            if mask.get(id) {
                 allowed += 1;
             } else {
                 *logit = f32::NEG_INFINITY;
             }
         }
+        padding.fill(f32::NEG_INFINITY);
         if allowed == 0 {
             return Err(ConstraintError::Runtime(
                 "the grammar allows no token".into(),

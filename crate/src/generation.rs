@@ -7,13 +7,16 @@ use std::sync::Arc;
 
 use web_time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::chat_template::{ChatTemplate, TemplateError, TemplateInput};
+use crate::chat_template::{
+    hide_control_in_messages, hide_control_in_tools, reveal_control, ChatTemplate, TemplateError,
+    TemplateInput,
+};
 use crate::constraint::{Constraint, ConstraintError, ConstraintVocab, Grammar};
 use crate::engine::{Engine, EngineError, Readback, StepOutput};
 use crate::gguf::{GgufModel, MetadataValue};
 use crate::protocol::{ChatMessage, FinishReason, InvalidRequest, Tool, ToolCall, Usage};
 use crate::sampling::{InvalidParam, Sampler, SamplingParams};
-use crate::tokenizer::{StreamDecoder, Tokenizer, TokenizerError};
+use crate::tokenizer::{Piece, StreamDecoder, Tokenizer, TokenizerError};
 
 /// Why a generation could not run. The session stays usable after any of these.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +47,7 @@ pub const DEFAULT_MAX_TOKENS: usize = 1024;
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerateParams {
     pub sampling: SamplingParams,
-    /// Most tokens to generate; the context's end also stops generation.
+    /// Most tokens to generate, at least 1; the context's end also stops generation.
     pub max_tokens: usize,
     /// Texts that end generation; the text is cut where the first one begins.
     pub stop: Vec<String>,
@@ -195,18 +198,13 @@ impl Session {
     }
 
     /// The prompt ids of a conversation through the chat template, with the assistant's turn
-    /// opened. Control tokens the template writes (`<|im_start|>`) become their ids.
+    /// opened: see [`chat_prompt_ids`].
     pub fn chat_prompt(
         &self,
         messages: &[ChatMessage],
         tools: Option<&[Tool]>,
     ) -> Result<Vec<u32>, GenerationError> {
-        let text = self.template.render(&TemplateInput {
-            messages,
-            tools,
-            add_generation_prompt: true,
-        })?;
-        Ok(self.tokenizer.encode(&text, true)?)
+        chat_prompt_ids(&self.template, &self.tokenizer, messages, tools)
     }
 
     /// Continues `prompt_ids`, reusing the cached prefix they share with the previous
@@ -220,6 +218,16 @@ impl Session {
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Completion, GenerationError> {
         params.sampling.validate()?;
+        // The first token is sampled before the limit is checked, so 0 would still give one;
+        // OpenAI refuses it too.
+        if params.max_tokens == 0 {
+            return Err(InvalidParam {
+                name: "max_tokens",
+                value: "0".into(),
+                range: "at least 1",
+            }
+            .into());
+        }
         if prompt_ids.is_empty() {
             return Err(GenerationError::EmptyPrompt);
         }
@@ -395,6 +403,32 @@ impl Session {
         let prompt = self.chat_prompt(messages, tools)?;
         self.generate(&prompt, params, cancel, on_text).await
     }
+}
+
+/// The prompt ids of a conversation through `template`, with the assistant's turn opened.
+/// Control tokens the template writes (`<|im_start|>`) become their ids; text inside the
+/// messages and tools is always plain text, whatever it spells (see [`crate::chat_template`]).
+pub fn chat_prompt_ids(
+    template: &ChatTemplate,
+    tokenizer: &Tokenizer,
+    messages: &[ChatMessage],
+    tools: Option<&[Tool]>,
+) -> Result<Vec<u32>, GenerationError> {
+    let messages = hide_control_in_messages(messages, tokenizer);
+    let tools = tools.map(|t| hide_control_in_tools(t, tokenizer));
+    let text = template.render(&TemplateInput {
+        messages: &messages,
+        tools: tools.as_deref(),
+        add_generation_prompt: true,
+    })?;
+    let mut ids = Vec::new();
+    for piece in tokenizer.split_control(&text) {
+        match piece {
+            Piece::Control(id) => ids.push(id),
+            Piece::Text(t) => ids.extend(tokenizer.encode(&reveal_control(t, tokenizer), false)?),
+        }
+    }
+    Ok(ids)
 }
 
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {

@@ -51,6 +51,9 @@ pub fn completion_params(
     if request.n.is_some_and(|n| n != 1) {
         return Err(InvalidRequest("only n = 1 is supported".into()));
     }
+    if request.max_tokens == Some(0) {
+        return Err(InvalidRequest("max_tokens must be at least 1".into()));
+    }
     let defaults = DEFAULT_SAMPLING;
     let logit_bias = match &request.logit_bias {
         None => Vec::new(),
@@ -242,5 +245,21 @@ mod tests {
             let r: ChatCompletionRequest = serde_json::from_str(bad).unwrap();
             assert!(generate_params(&r).is_err(), "{bad}");
         }
+        // Both spellings of the limit refuse 0: a generation always samples one token.
+        for zero in [
+            r#"{"messages":[{"role":"user","content":"hi"}],"max_tokens":0}"#,
+            r#"{"messages":[{"role":"user","content":"hi"}],"max_completion_tokens":0}"#,
+        ] {
+            let r: ChatCompletionRequest = serde_json::from_str(zero).unwrap();
+            assert_eq!(
+                completion_params(&r),
+                Err(InvalidRequest("max_tokens must be at least 1".into())),
+                "{zero}"
+            );
+        }
+        let r: ChatCompletionRequest =
+            serde_json::from_str(r#"{"messages":[{"role":"user","content":"hi"}],"max_tokens":1}"#)
+                .unwrap();
+        assert_eq!(generate_params(&r).map(|p| p.max_tokens), Ok(1));
     }
 }

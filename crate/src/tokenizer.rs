@@ -74,6 +74,16 @@ pub struct Tokenizer {
     bytes: Vec<Box<[u8]>>,
     /// Ids of CONTROL tokens (`<|im_end|>`), ascending.
     control: Vec<u32>,
+    /// The texts of CONTROL tokens with their ids, longest first, each text once (its first
+    /// id, as the vocabulary lookup gives).
+    control_texts: Vec<(Box<str>, u32)>,
+}
+
+/// A run of text cut by [`Tokenizer::split_control`]: plain text, or a control token it spells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Text(&'a str),
+    Control(u32),
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -182,11 +192,20 @@ impl Tokenizer {
             .enumerate()
             .filter(|&(_, &t)| t == TYPE_CONTROL)
             .map(|(id, _)| id as u32)
-            .collect();
+            .collect::<Vec<_>>();
+        let mut control_texts: Vec<(Box<str>, u32)> = Vec::new();
+        for &id in &control {
+            let text = &tokens[id as usize];
+            if !text.is_empty() && !control_texts.iter().any(|(t, _)| **t == **text) {
+                control_texts.push((text.as_str().into(), id));
+            }
+        }
+        control_texts.sort_by_key(|(t, _)| std::cmp::Reverse(t.len()));
         Ok(Tokenizer {
             inner: Mutex::new(inner),
             bytes,
             control,
+            control_texts,
         })
     }
 
@@ -238,6 +257,50 @@ impl Tokenizer {
     /// Whether `id` is a CONTROL token (`<|im_start|>`), which text never spells.
     pub fn is_control(&self, id: u32) -> bool {
         self.control.binary_search(&id).is_ok()
+    }
+
+    /// `text` cut at the control tokens it spells, matched leftmost and longest first as
+    /// `tokenizers` (and llama.cpp) match special tokens before running BPE on the text
+    /// between them. Encoding each text piece with `allow_special` false and putting the
+    /// control ids between gives what `encode(text, true)` gives.
+    pub fn split_control<'a>(&self, text: &'a str) -> Vec<Piece<'a>> {
+        // Only positions holding some control text's first byte are tried (all of Qwen's
+        // start with `<`), so long documents cost a byte scan.
+        let mut first = [false; 256];
+        for (t, _) in &self.control_texts {
+            first[usize::from(t.as_bytes()[0])] = true;
+        }
+        let mut pieces = Vec::new();
+        let mut start = 0; // where the current text piece began
+        let mut at = 0;
+        while let Some(skip) = text.as_bytes()[at..]
+            .iter()
+            .position(|&b| first[usize::from(b)])
+        {
+            at += skip;
+            // A first byte of a text is never a UTF-8 continuation byte, so `at` is a char
+            // boundary.
+            let rest = &text[at..];
+            match self
+                .control_texts
+                .iter()
+                .find(|(t, _)| rest.starts_with(&**t))
+            {
+                Some((t, id)) => {
+                    if start < at {
+                        pieces.push(Piece::Text(&text[start..at]));
+                    }
+                    pieces.push(Piece::Control(*id));
+                    at += t.len();
+                    start = at;
+                }
+                None => at += 1,
+            }
+        }
+        if start < text.len() {
+            pieces.push(Piece::Text(&text[start..]));
+        }
+        pieces
     }
 
     /// The raw bytes a token decodes to (possibly part of a UTF-8 character).

@@ -5,6 +5,7 @@
 mod support;
 
 use qwen_webgpu::chat_template::{ChatTemplate, TemplateInput};
+use qwen_webgpu::generation::chat_prompt_ids;
 use qwen_webgpu::native::open_model;
 use qwen_webgpu::protocol::{ChatMessage, Tool};
 use qwen_webgpu::tokenizer::Tokenizer;
@@ -74,5 +75,42 @@ fn model_template_and_tokenizer_give_llama_cpp_prompt_ids() {
         let ids = tokenizer.encode(&text, true).unwrap();
         let want: Vec<u32> = serde_json::from_value(case["prompt_ids"].clone()).unwrap();
         assert_eq!(ids, want, "{}", case["name"]);
+        // The prompt builder, which keeps message text from becoming control tokens, gives the
+        // same ids when no message spells one.
+        let built = chat_prompt_ids(&template, &tokenizer, &messages(case), None).unwrap();
+        assert_eq!(built, want, "{}", case["name"]);
+    }
+}
+
+/// Without control tokens in the messages, the prompt builder gives what tokenizing the whole
+/// rendering with control tokens allowed gives, tools and tool calls included.
+#[test]
+fn plain_conversations_tokenize_as_the_whole_rendering() {
+    let (model, _) = open_model(&support::real_model()).unwrap();
+    let tokenizer = Tokenizer::from_model(&model).unwrap();
+    let doc = fixture("chat_template.json");
+    let template = ChatTemplate::new(
+        doc["template"].as_str().unwrap(),
+        doc["bos_token"].as_str().unwrap(),
+        doc["eos_token"].as_str().unwrap(),
+    )
+    .unwrap();
+    for case in doc["cases"].as_array().unwrap() {
+        let msgs = messages(case);
+        let tools: Option<Vec<Tool>> = serde_json::from_value(case["tools"].clone()).unwrap();
+        let text = template
+            .render(&TemplateInput {
+                messages: &msgs,
+                tools: tools.as_deref(),
+                add_generation_prompt: true,
+            })
+            .unwrap();
+        let built = chat_prompt_ids(&template, &tokenizer, &msgs, tools.as_deref()).unwrap();
+        assert_eq!(
+            built,
+            tokenizer.encode(&text, true).unwrap(),
+            "{}",
+            case["name"]
+        );
     }
 }
