@@ -20,6 +20,7 @@ pub mod kernels;
 pub mod model_config;
 pub mod protocol;
 pub mod request;
+pub mod rope;
 pub mod sampling;
 pub mod tokenizer;
 pub mod tools;

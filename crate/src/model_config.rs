@@ -83,6 +83,12 @@ pub struct RopeScaling {
     pub kind: String,
     pub factor: f32,
     pub original_context_length: Option<u64>,
+    /// YaRN's parameters where the file sets them (`rope.scaling.yarn_*`); llama.cpp's defaults
+    /// otherwise.
+    pub yarn_ext_factor: Option<f32>,
+    pub yarn_attn_factor: Option<f32>,
+    pub yarn_beta_fast: Option<f32>,
+    pub yarn_beta_slow: Option<f32>,
 }
 
 /// The shape of a Qwen2 transformer.
@@ -245,6 +251,18 @@ impl Qwen2Config {
                     .optional(&k("rope.scaling.original_context_length"), |key| {
                         keys.usize(key).map(|n| n as u64)
                     })?,
+                yarn_ext_factor: keys.optional(&k("rope.scaling.yarn_ext_factor"), |key| {
+                    keys.positive_f32(key)
+                })?,
+                yarn_attn_factor: keys.optional(&k("rope.scaling.yarn_attn_factor"), |key| {
+                    keys.positive_f32(key)
+                })?,
+                yarn_beta_fast: keys.optional(&k("rope.scaling.yarn_beta_fast"), |key| {
+                    keys.positive_f32(key)
+                })?,
+                yarn_beta_slow: keys.optional(&k("rope.scaling.yarn_beta_slow"), |key| {
+                    keys.positive_f32(key)
+                })?,
             }),
         };
 

@@ -19,6 +19,7 @@ use crate::generation::{CancelFlag, GenerationError, Session};
 use crate::gguf::{parse_header, GgufHeader, HeaderParse, Limits};
 use crate::gpu::{GpuContext, GpuError, GpuOptions};
 use crate::protocol::ChatCompletionRequest;
+use crate::rope::RopeScalingOverride;
 
 /// A JS `Error` whose `code` names the failure for the wrapper's error classes.
 fn js_error(code: &str, message: impl std::fmt::Display) -> JsValue {
@@ -29,13 +30,24 @@ fn js_error(code: &str, message: impl std::fmt::Display) -> JsValue {
 }
 
 fn engine_error(e: &EngineError) -> JsValue {
+    // Exhaustive, so a new failure gets its code on purpose.
     let code = match e {
         EngineError::Gpu(GpuError::DeviceLost(_)) => "device-lost",
         EngineError::Gpu(GpuError::NoAdapter(_) | GpuError::Device(_)) => "webgpu-unavailable",
-        EngineError::ContextOverflow { .. } => "context-overflow",
+        EngineError::Gpu(
+            GpuError::Rejected(_) | GpuError::Readback(_) | GpuError::TooLarge { .. },
+        ) => "internal",
+        EngineError::ContextOverflow { .. } | EngineError::ContextTooLarge { .. } => {
+            "context-overflow"
+        }
         EngineError::TokenOutOfRange { .. } | EngineError::EmptyInput => "invalid-request",
-        EngineError::Gpu(_) => "internal",
-        _ => "bad-model",
+        EngineError::Config(_)
+        | EngineError::Gguf(_)
+        | EngineError::MissingTensor { .. }
+        | EngineError::BadShape { .. }
+        | EngineError::UnsupportedType { .. }
+        | EngineError::Unsupported { .. }
+        | EngineError::Read { .. } => "bad-model",
     };
     js_error(code, e)
 }
@@ -142,6 +154,8 @@ struct CreateOptions {
     context_length: Option<usize>,
     disable_f16: bool,
     disable_subgroups: bool,
+    /// `{type, factor, originalContextLength}`, over the file's RoPE scaling.
+    rope_scaling: Option<RopeScalingOverride>,
 }
 
 enum State {
@@ -192,6 +206,7 @@ impl WebEngine {
             context_length: options
                 .context_length
                 .unwrap_or(EngineOptions::default().context_length),
+            rope_scaling: options.rope_scaling,
             ..EngineOptions::default()
         };
         let load = checked

@@ -135,6 +135,7 @@ fn context_overflow_and_bad_tokens_are_errors_and_leave_the_engine_usable() {
         &EngineOptions {
             context_length: 8,
             prefill_chunk: 4,
+            ..EngineOptions::default()
         },
     )
     .unwrap();
@@ -206,6 +207,7 @@ fn tied_embeddings_project_through_the_embedding_matrix() {
     let options = EngineOptions {
         context_length: 16,
         prefill_chunk: 16,
+        ..EngineOptions::default()
     };
     let mut logits = Vec::new();
     for model in [&untied, &tied] {

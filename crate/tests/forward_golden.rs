@@ -42,6 +42,7 @@ fn load(model: &Path, gpu: GpuOptions) -> Engine {
         &EngineOptions {
             context_length: 512,
             prefill_chunk: 64,
+            ..EngineOptions::default()
         },
     )
     .expect("model loads (GPU adapter: lavapipe via scripts/setup)")

@@ -24,6 +24,7 @@ fn session(path: &Path, context_length: usize) -> Session {
         &EngineOptions {
             context_length,
             prefill_chunk: 16,
+            ..EngineOptions::default()
         },
     )
     .unwrap();
@@ -258,6 +259,17 @@ fn tiny_model_generation_behaviour() {
     );
     let (after, _) = run(&mut s, &prompt, &greedy(12), &cancel);
     assert_eq!(after.generated_ids, base.generated_ids);
+
+    // max_tokens 0 is refused before any GPU work (the first token would be sampled before the
+    // limit is checked); the cache stays as it was.
+    let cached = s.cached_tokens();
+    let err =
+        pollster::block_on(s.generate(&prompt, &greedy(0), &cancel, &mut |_| {})).unwrap_err();
+    assert!(
+        matches!(&err, GenerationError::InvalidParam(p) if p.name == "max_tokens" && p.value == "0"),
+        "{err}"
+    );
+    assert_eq!(s.cached_tokens(), cached);
 
     // Running into the end of the context finishes with `length`.
     let near_full = vec![prompt[5]; 126];

@@ -7,7 +7,7 @@ mod support;
 
 use std::sync::Arc;
 
-use qwen_webgpu::constraint::{ConstraintVocab, Grammar};
+use qwen_webgpu::constraint::{ConstraintError, ConstraintVocab, Grammar};
 use qwen_webgpu::native::open_model;
 use qwen_webgpu::protocol::{JsonSchemaFormat, ResponseFormat};
 use qwen_webgpu::request::response_format_grammar;
@@ -19,6 +19,43 @@ fn vocab() -> ConstraintVocab {
     let tokenizer = Tokenizer::from_model(&model).unwrap();
     let end = tokenizer.token_id("<|im_end|>").unwrap();
     ConstraintVocab::new(Arc::new(tokenizer), end).unwrap()
+}
+
+/// A model whose embedding has more rows than the tokenizer has tokens gives logits past the
+/// vocabulary: those ids are never allowed (the mask has no bits for them), and fewer logits
+/// than tokens is an error rather than a panic.
+#[test]
+fn mask_covers_logits_past_the_vocabulary() {
+    let (model, _) = open_model(&support::real_model()).unwrap();
+    let tokenizer = Arc::new(Tokenizer::from_model(&model).unwrap());
+    let n = tokenizer.vocab_size();
+    let end = tokenizer.token_id("<|im_end|>").unwrap();
+    let vocab = ConstraintVocab::new(tokenizer.clone(), end).unwrap();
+    let mut constraint = vocab.constraint(&Grammar::JsonObject).unwrap();
+
+    let mut padded = vec![1.5f32; n + 64];
+    constraint.mask_logits(&mut padded).unwrap();
+    assert!(padded[n..].iter().all(|&l| l == f32::NEG_INFINITY));
+    // An object starts with `{`; a letter cannot start one.
+    let brace = tokenizer.token_id("{").unwrap() as usize;
+    let letter = tokenizer.token_id("a").unwrap() as usize;
+    assert_eq!((padded[brace], padded[letter]), (1.5, f32::NEG_INFINITY));
+
+    // The same mask over exactly the vocabulary.
+    let mut exact = vec![1.5f32; n];
+    constraint.mask_logits(&mut exact).unwrap();
+    assert_eq!(exact[..], padded[..n]);
+
+    let mut short = vec![1.5f32; n - 1];
+    let err = constraint.mask_logits(&mut short).unwrap_err();
+    assert_eq!(
+        err,
+        ConstraintError::Runtime(format!(
+            "the model gives {} logits for a vocabulary of {n} tokens",
+            n - 1
+        ))
+    );
+    assert!(short.iter().all(|&l| l == 1.5), "nothing is masked");
 }
 
 fn schema_grammar(schema: Value) -> Grammar {
@@ -99,6 +136,7 @@ mod on_the_real_model {
         let options = EngineOptions {
             context_length: 512,
             prefill_chunk: 64,
+            ..EngineOptions::default()
         };
         let engine = load_engine(&path, &GpuOptions::default(), &options).unwrap();
         Session::new(engine, &model).unwrap()
@@ -271,6 +309,7 @@ fn arbitrary_token_choices_stay_inside_the_grammar() {
     let options = EngineOptions {
         context_length: 128,
         prefill_chunk: 64,
+        ..EngineOptions::default()
     };
     let mut s = Session::new(
         load_engine(&path, &GpuOptions::default(), &options).unwrap(),

@@ -17,6 +17,7 @@ fn options() -> EngineOptions {
     EngineOptions {
         context_length: 32,
         prefill_chunk: 8,
+        ..EngineOptions::default()
     }
 }
 

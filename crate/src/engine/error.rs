@@ -4,6 +4,7 @@
 use crate::gguf::{GgmlType, GgufError};
 use crate::gpu::GpuError;
 use crate::model_config::ConfigError;
+use crate::rope::RopeScalingOverride;
 
 /// Why the engine could not load a model or run a step.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -28,6 +29,17 @@ pub enum EngineError {
     Read { name: String, message: String },
     #[error("{message}")]
     Unsupported { message: String },
+    #[error(
+        "a context of {context} tokens needs {needed} bytes for {what}; this device binds at most \
+         {limit} bytes, which holds {fits} tokens"
+    )]
+    ContextTooLarge {
+        context: usize,
+        what: String,
+        needed: u64,
+        limit: u64,
+        fits: usize,
+    },
     #[error("the context holds {capacity} tokens; {needed} were needed")]
     ContextOverflow { needed: usize, capacity: usize },
     #[error("token id {token} is outside the vocabulary of {vocab}")]
@@ -39,10 +51,13 @@ pub enum EngineError {
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Tokens the KV cache holds (capped by the model's training context).
+    /// Tokens the KV cache holds (capped by the model's context: the trained one, stretched by
+    /// RoPE scaling where it is in force).
     pub context_length: usize,
     /// Most tokens one prefill submission processes.
     pub prefill_chunk: usize,
+    /// Overrides the file's RoPE scaling (e.g. YaRN ×4 for 128K on Qwen2.5-7B).
+    pub rope_scaling: Option<RopeScalingOverride>,
 }
 
 impl Default for EngineOptions {
@@ -50,6 +65,7 @@ impl Default for EngineOptions {
         EngineOptions {
             context_length: 4096,
             prefill_chunk: 64,
+            rope_scaling: None,
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::gpu::GpuContext;
 use crate::model_config::Qwen2Config;
 
 use super::error::{EngineError, EngineOptions};
-use super::qwen2::{assemble, check_model, required_tensors, TensorKind};
+use super::qwen2::{assemble, check_model, plan, required_tensors, TensorKind};
 use super::runtime::Engine;
 use super::weights::{upload_vector, Matrix, MatrixWriter, Weights};
 
@@ -243,7 +243,9 @@ impl CheckedModel {
     }
 
     /// Allocates every weight buffer on `ctx`'s device; the bytes follow.
+    /// Fails before any allocation when the context cannot fit the device.
     pub fn start(self, ctx: GpuContext, options: &EngineOptions) -> Result<ModelLoad, EngineError> {
+        plan(&ctx, &check_model(&self.model)?, options)?;
         let weights = WeightLoader::new(ctx, &self.model, options)?;
         Ok(ModelLoad {
             model: self.model,

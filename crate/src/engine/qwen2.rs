@@ -14,6 +14,7 @@ use crate::kernels::matmul::{ACCUMULATE, TIMES_SILU_OF_AUX};
 use crate::kernels::rms_norm::{NormParams, RmsNorm, RmsNormBindings};
 use crate::kernels::rope_store::{RopeStore, RopeStoreBindings};
 use crate::model_config::Qwen2Config;
+use crate::rope::Rope;
 
 use super::error::{EngineError, EngineOptions};
 use super::recording::Builder;
@@ -159,16 +160,7 @@ pub(super) fn required_tensors<'m>(
 /// the GPU.
 pub fn check_model(model: &GgufModel) -> Result<Qwen2Config, EngineError> {
     let config = Qwen2Config::from_model(model)?;
-    if let Some(scaling) = &config.rope_scaling {
-        if scaling.kind != "linear" || scaling.factor != 1.0 {
-            return Err(EngineError::Unsupported {
-                message: format!(
-                    "RoPE scaling {:?} with factor {} is not supported yet",
-                    scaling.kind, scaling.factor
-                ),
-            });
-        }
-    }
+    Rope::resolve(&config, None).map_err(|message| EngineError::Unsupported { message })?;
     if config.head_dim % 4 != 0 {
         return Err(EngineError::Unsupported {
             message: format!("head dimension {} is not a multiple of 4", config.head_dim),
@@ -196,6 +188,63 @@ impl TensorSource for Weights {
     }
 }
 
+/// The sizes a context needs, decided before any weight is allocated or downloaded.
+pub(super) struct Plan {
+    pub rope: Rope,
+    /// Tokens the KV cache holds.
+    pub capacity: usize,
+    /// Most tokens per prefill submission (the score scratch must fit one binding).
+    pub chunk: usize,
+    pub f16_cache: bool,
+}
+
+/// Plans `options` for `config` on `ctx`'s device; a context whose KV cache or scratch cannot
+/// be bound fails here, saying how many tokens fit.
+pub(super) fn plan(
+    ctx: &GpuContext,
+    config: &Qwen2Config,
+    options: &EngineOptions,
+) -> Result<Plan, EngineError> {
+    let c = config;
+    let rope = Rope::resolve(c, options.rope_scaling.as_ref())
+        .map_err(|message| EngineError::Unsupported { message })?;
+    let capacity = options
+        .context_length
+        .min(rope.max_context(c.context_length))
+        .max(1);
+    let f16_cache = ctx.f16;
+    let limit = ctx.max_binding_bytes;
+    // Bytes per cached token of each buffer that grows with the context.
+    let kv_per_token = (c.n_kv_heads * c.head_dim) as u64 * if f16_cache { 2 } else { 4 };
+    let rope_per_token = c.head_dim as u64 * 4;
+    let scores_per_token = c.n_heads as u64 * 4;
+    for (what, per_token) in [
+        ("a layer's KV cache", kv_per_token),
+        ("the RoPE table", rope_per_token),
+        ("one prefill token's attention scores", scores_per_token),
+    ] {
+        let needed = per_token * capacity as u64;
+        if needed > limit {
+            return Err(EngineError::ContextTooLarge {
+                context: capacity,
+                what: what.into(),
+                needed,
+                limit,
+                fits: (limit / per_token) as usize,
+            });
+        }
+    }
+    // The attention score scratch holds chunk × heads × capacity floats.
+    let max_chunk_for_scores = (limit / (scores_per_token * capacity as u64)).max(1);
+    let chunk = (options.prefill_chunk.max(1) as u64).min(max_chunk_for_scores) as usize;
+    Ok(Plan {
+        rope,
+        capacity,
+        chunk,
+        f16_cache,
+    })
+}
+
 /// Wires uploaded weights into the forward pass: activations, KV cache, pipelines and the
 /// recorded dispatches.
 pub(super) fn assemble(
@@ -206,17 +255,18 @@ pub(super) fn assemble(
 ) -> Result<Engine, EngineError> {
     let c = &config;
     let w = Tensors::from_source(&mut weights, c)?;
-    let capacity = options.context_length.min(c.context_length).max(1);
+    let Plan {
+        rope: rope_scaling,
+        capacity,
+        chunk,
+        f16_cache,
+    } = plan(&ctx, c, options)?;
     let h = c.hidden_size as u64;
     let kv_width = (c.n_kv_heads * c.head_dim) as u64;
     let ffn = c.ffn_size as u64;
     let heads = c.n_heads as u64;
-    // The attention score scratch holds chunk × heads × capacity floats.
-    let max_chunk_for_scores = (ctx.max_binding_bytes / (heads * capacity as u64 * 4)).max(1);
-    let chunk = (options.prefill_chunk.max(1) as u64).min(max_chunk_for_scores) as usize;
     let n = chunk as u64;
 
-    let f16_cache = ctx.f16;
     let cache_bytes = capacity as u64 * kv_width * if f16_cache { 2 } else { 4 };
     let mut caches = Vec::with_capacity(c.n_layers);
     for i in 0..c.n_layers {
@@ -241,7 +291,7 @@ pub(super) fn assemble(
     ctx.queue.write_buffer(
         &rope,
         0,
-        bytemuck::cast_slice(&rope_table(capacity, c.head_dim, c.rope_base)),
+        bytemuck::cast_slice(&rope_scaling.table(capacity, c.head_dim)),
     );
 
     let mut b = Builder::new(&ctx, &io.step)?;
@@ -416,20 +466,4 @@ pub(super) fn assemble(
         _keep: keep,
     };
     Ok(Engine::new(ctx, config, recorded))
-}
-
-/// cos and sin of each position and rotation pair, computed as llama.cpp does (f32 angle
-/// `p * base^(-2i/d)` built by repeated multiplication).
-pub(super) fn rope_table(capacity: usize, head_dim: usize, base: f32) -> Vec<[f32; 2]> {
-    let half = head_dim / 2;
-    let theta_scale = base.powf(-2.0 / head_dim as f32);
-    let mut table = Vec::with_capacity(capacity * half);
-    for p in 0..capacity {
-        let mut theta = p as f32;
-        for _ in 0..half {
-            table.push([theta.cos(), theta.sin()]);
-            theta *= theta_scale;
-        }
-    }
-    table
 }

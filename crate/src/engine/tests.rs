@@ -4,7 +4,6 @@
 
 use bytemuck::Zeroable;
 
-use super::qwen2::rope_table;
 use super::recording::{record, Builder, StepStats};
 use super::weights::Matrix;
 use crate::dequant::dequantize;
@@ -268,14 +267,4 @@ fn embedding_rows_match_cpu_reference() {
             }
         }
     }
-}
-
-#[test]
-fn rope_table_matches_direct_angles() {
-    let table = rope_table(3, 8, 10_000.0);
-    assert_eq!(table.len(), 3 * 4);
-    assert_eq!(table[0], [1.0, 0.0]);
-    let theta = 2.0f64 * 10_000f64.powf(-2.0 * 3.0 / 8.0);
-    assert!((table[2 * 4 + 3][0] as f64 - theta.cos()).abs() < 1e-6);
-    assert!((table[2 * 4 + 3][1] as f64 - theta.sin()).abs() < 1e-6);
 }

@@ -13,6 +13,7 @@ use qwen_webgpu::protocol::{
     ChatCompletionRequest, ChatMessage, JsonSchemaFormat, ResponseFormat, Stop, Tool, ToolChoice,
 };
 use qwen_webgpu::request::completion_params;
+use qwen_webgpu::rope::{RopeScalingOverride, RopeScalingType};
 
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["prompt", "prompt_ids"])))]
@@ -179,6 +180,15 @@ pub struct EngineArgs {
     /// Keep the KV cache in f32 even where the adapter has shader-f16.
     #[arg(long)]
     no_f16: bool,
+    /// RoPE scaling (none, linear or yarn) instead of the file's, as llama.cpp's flag.
+    #[arg(long, value_name = "TYPE")]
+    rope_scaling: Option<RopeScalingType>,
+    /// RoPE context stretch factor (frequencies are divided by it), instead of the file's.
+    #[arg(long, value_name = "F")]
+    rope_scale: Option<f32>,
+    /// The context the model was trained on, for YaRN (default: the file's).
+    #[arg(long, value_name = "N")]
+    yarn_orig_ctx: Option<usize>,
 }
 
 impl EngineArgs {
@@ -194,9 +204,20 @@ impl EngineArgs {
             &EngineOptions {
                 context_length: self.context,
                 prefill_chunk: self.prefill_chunk,
+                rope_scaling: self.rope_override(),
             },
         )
         .map_err(|e| e.to_string())
+    }
+
+    /// The RoPE flags, when any is given.
+    fn rope_override(&self) -> Option<RopeScalingOverride> {
+        let over = RopeScalingOverride {
+            kind: self.rope_scaling,
+            factor: self.rope_scale,
+            original_context_length: self.yarn_orig_ctx,
+        };
+        (over != RopeScalingOverride::default()).then_some(over)
     }
 
     /// A generation session on `model` (its engine and tokenizer).
