@@ -15,6 +15,7 @@ import {
 } from './errors.js';
 import { CachedModel, type ModelPiece } from './model-cache.js';
 import type {
+  AdapterInfo,
   AssistantToolCall,
   ChatCompletion,
   ChatCompletionChunk,
@@ -51,17 +52,33 @@ interface UploadProgress {
   bytesTotal: number;
 }
 
+/** The wasm engine's usage: `prompt_tokens` counts the whole prompt, cached tokens included. */
+type WasmUsage = Omit<CompletionUsage, 'extra'>;
+
 /** `chatCompletion()`'s answer (`tool_calls`: empty, or absent from engines without tools). */
 interface WasmCompletion {
   content: string;
   tool_calls?: AssistantToolCall[];
   finish_reason: FinishReason;
   generated_ids: number[];
-  usage: CompletionUsage;
+  usage: WasmUsage;
 }
 
-/** `stats()`'s answer. */
-type WasmStats = Omit<RuntimeStats, 'lastUsage'>;
+/** `stats()`'s answer (its `adapter` is wgpu's, which knows only the description). */
+type WasmStats = Omit<RuntimeStats, 'lastUsage' | 'adapterInfo' | 'maxStorageBufferBindingSize'>;
+
+/** What this side reads of the WebGPU adapter (TypeScript's DOM library has no WebGPU types yet). */
+interface GpuAdapterFacts {
+  info: AdapterInfo;
+  maxStorageBufferBindingSize: number;
+}
+
+/** When a request ran: from its start (its turn in the queue) to its first text and its end, in ms. */
+interface RequestTiming {
+  start: number;
+  firstText: number | null;
+  end: number;
+}
 
 /**
  * Loads a model and returns the engine. Checks WebGPU first, reads each shard's header (from
@@ -77,6 +94,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     throw new WebGpuUnavailableError('this browser has no WebGPU (navigator.gpu is missing)');
   }
   await initWasm();
+  const adapter = await adapterFacts();
   const model = await CachedModel.open({
     urls,
     ...(sha256 ? { sha256 } : {}),
@@ -108,7 +126,48 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     webEngine.free();
     throw toQwenWebGpuError(error);
   }
-  return new LocalEngine(webEngine, modelName(model.urls[0] as string));
+  return new LocalEngine(webEngine, modelName(model.urls[0] as string), adapter);
+}
+
+/**
+ * The adapter the engine's wgpu device will use (same power preference), asked of the browser
+ * directly: wgpu's adapter info on the web keeps only the description. Null where the browser
+ * offers none; creating the engine then fails with the wasm side's typed error.
+ */
+async function adapterFacts(): Promise<GpuAdapterFacts | null> {
+  interface Gpu {
+    requestAdapter(options: { powerPreference: string }): Promise<{ info?: Partial<AdapterInfo>; limits: { maxStorageBufferBindingSize: number } } | null>;
+  }
+  const adapter = await (navigator as unknown as { gpu: Gpu }).gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) return null;
+  const { vendor = '', architecture = '', device = '', description = '' } = adapter.info ?? {};
+  return { info: { vendor, architecture, device, description }, maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize };
+}
+
+/** "google swiftshader (SwiftShader Device)": the adapter info's non-empty parts. */
+function adapterName({ vendor, architecture, device, description }: AdapterInfo): string {
+  const name = [vendor, architecture, device].filter((part) => part !== '').join(' ');
+  if (description === '') return name || 'unknown WebGPU adapter';
+  return name === '' ? description : `${name} (${description})`;
+}
+
+/** WebLLM's usage from the wasm engine's: prompt tokens are those prefilled now; `extra` has the times. */
+function requestUsage(usage: WasmUsage, timing: RequestTiming): CompletionUsage {
+  const prefilled = usage.prompt_tokens - usage.cached_prompt_tokens;
+  const seconds = (ms: number) => ms / 1000;
+  const firstText = timing.firstText ?? timing.end;
+  return {
+    ...usage,
+    prompt_tokens: prefilled,
+    total_tokens: prefilled + usage.completion_tokens,
+    extra: {
+      prefill_tokens_per_s: usage.prefill_tokens_per_s,
+      decode_tokens_per_s: usage.decode_tokens_per_s,
+      time_to_first_token_s: seconds(firstText - timing.start),
+      time_per_output_token_s: usage.completion_tokens > 1 ? seconds(timing.end - firstText) / (usage.completion_tokens - 1) : 0,
+      e2e_latency_s: seconds(timing.end - timing.start),
+    },
+  };
 }
 
 /** Per-shard expected hashes from the options (one string for a single file). */
@@ -230,7 +289,7 @@ class LocalEngine implements Engine, CompletionBackend {
   /** Set when the wasm instance trapped: its memory may be mid-update, so nothing runs again. */
   private crash: InternalError | null = null;
 
-  constructor(webEngine: WebEngine, private readonly modelName: string) {
+  constructor(webEngine: WebEngine, private readonly modelName: string, private readonly adapter: GpuAdapterFacts | null) {
     this.webEngine = webEngine;
     this.chat = { completions: new Completions(this) };
   }
@@ -246,11 +305,9 @@ class LocalEngine implements Engine, CompletionBackend {
       model: this.modelName,
       choices: [{
         index: 0,
-        message: {
-          role: 'assistant',
-          content: result.content,
-          ...(result.tool_calls?.length ? { tool_calls: result.tool_calls } : {}),
-        },
+        message: result.tool_calls?.length
+          ? { role: 'assistant', content: result.content.trim() === '' ? null : result.content, tool_calls: result.tool_calls }
+          : { role: 'assistant', content: result.content },
         finish_reason: result.finish_reason,
         logprobs: null,
       }],
@@ -263,24 +320,30 @@ class LocalEngine implements Engine, CompletionBackend {
     const cancellation = this.cancellationFor(request.signal);
     const id = completionId();
     const created = unixSeconds();
-    const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finishReason: FinishReason | null): ChatCompletionChunk => ({
+    const chunk = (choices: ChatCompletionChunk['choices']): ChatCompletionChunk => ({
       id,
       object: 'chat.completion.chunk',
       created,
       model: this.modelName,
-      choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }],
+      choices,
     });
+    const choice = (delta: Omit<ChatCompletionChunk['choices'][0]['delta'], 'role'>, finishReason: FinishReason | null) =>
+      [{ index: 0 as const, delta: { role: 'assistant' as const, ...delta }, finish_reason: finishReason, logprobs: null }];
     const stream = new ChunkStream(() => cancellation.cancel());
-    let first = true;
     const onDelta = (text: string) => {
-      if (text === '') return;
-      stream.push(chunk(first ? { role: 'assistant', content: text } : { content: text }, null));
-      first = false;
+      if (text !== '') stream.push(chunk(choice({ content: text }, null)));
     };
+    const separateUsage = request.stream_options?.include_usage === true;
     this.run(requestJson, cancellation, onDelta).then(
       (result) => {
         const toolCalls = result.tool_calls?.map((call, index) => ({ index, ...call })) ?? [];
-        stream.push({ ...chunk(toolCalls.length ? { tool_calls: toolCalls } : {}, result.finish_reason), usage: result.usage });
+        const last = chunk(choice(toolCalls.length ? { tool_calls: toolCalls } : {}, result.finish_reason));
+        if (separateUsage) {
+          stream.push(last);
+          stream.push({ ...chunk([]), usage: result.usage });
+        } else {
+          stream.push({ ...last, usage: result.usage });
+        }
         stream.end();
       },
       (error: unknown) => stream.fail(error),
@@ -297,7 +360,14 @@ class LocalEngine implements Engine, CompletionBackend {
   runtimeStats(): Promise<RuntimeStats> {
     return this.enqueue(() => {
       const stats = JSON.parse(this.loaded().stats()) as WasmStats;
-      return { ...stats, lastUsage: this.lastUsage };
+      const adapterInfo = this.adapter?.info ?? { vendor: '', architecture: '', device: '', description: '' };
+      return {
+        ...stats,
+        adapter: adapterName(adapterInfo),
+        adapterInfo,
+        maxStorageBufferBindingSize: this.adapter?.maxStorageBufferBindingSize ?? 0,
+        lastUsage: this.lastUsage,
+      };
     });
   }
 
@@ -319,17 +389,28 @@ class LocalEngine implements Engine, CompletionBackend {
     return cancellation;
   }
 
-  /** Queues one chat completion and resolves to the wasm engine's answer. */
-  private run(requestJson: string, cancellation: Cancellation, onDelta: (text: string) => void): Promise<WasmCompletion> {
+  /** Queues one chat completion and resolves to the wasm engine's answer, with WebLLM's usage. */
+  private run(
+    requestJson: string,
+    cancellation: Cancellation,
+    onDelta: (text: string) => void,
+  ): Promise<Omit<WasmCompletion, 'usage'> & { usage: CompletionUsage }> {
     return this.enqueue(async () => {
       const engine = this.loaded();
       const token = new CancelToken();
       cancellation.attach(token);
       this.running = cancellation;
+      const timing: RequestTiming = { start: performance.now(), firstText: null, end: 0 };
+      const timedDelta = (text: string) => {
+        if (text !== '') timing.firstText ??= performance.now();
+        onDelta(text);
+      };
       try {
-        const result = JSON.parse(await engine.chatCompletion(requestJson, onDelta, token)) as WasmCompletion;
-        this.lastUsage = result.usage;
-        return result;
+        const result = JSON.parse(await engine.chatCompletion(requestJson, timedDelta, token)) as WasmCompletion;
+        timing.end = performance.now();
+        const usage = requestUsage(result.usage, timing);
+        this.lastUsage = usage;
+        return { ...result, usage };
       } finally {
         this.running = null;
         cancellation.detach();
@@ -370,13 +451,19 @@ class LocalEngine implements Engine, CompletionBackend {
 }
 
 /**
- * The request as the wasm engine reads it: every OpenAI field (it ignores those it has no use
- * for), less what only this side handles (the signal, the stream flag). chat.completions.create
- * has checked it (request-validation.ts).
+ * The request as the wasm engine reads it, less what only this side handles (the signal, the
+ * stream flag and options, `logprobs`, which can only be false here), and with WebLLM's
+ * `json_object` schema string as OpenAI's `json_schema`. chat.completions.create has checked it
+ * (request-validation.ts), the schema string included.
  */
 function wasmRequestJson(request: ChatCompletionRequest): string {
-  const { signal: _signal, stream: _stream, ...fields } = request;
-  return JSON.stringify(fields);
+  const { signal: _signal, stream: _stream, logprobs: _logprobs, ...fields } = request;
+  const { stream_options: _streamOptions, ...rest } = fields as typeof fields & { stream_options?: unknown };
+  const format = rest.response_format;
+  if (format?.type === 'json_object' && format.schema !== undefined) {
+    rest.response_format = { type: 'json_schema', json_schema: { schema: JSON.parse(format.schema) as Record<string, unknown> } };
+  }
+  return JSON.stringify(rest);
 }
 
 function completionId(): string {

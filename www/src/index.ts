@@ -1,9 +1,21 @@
-// The package's public API: the engine (in the page or in a worker), the model cache's
-// management functions, the error classes, and the public types.
+// The package's public API: the engine (in the page or in a worker), WebLLM's API over it, the
+// model cache's management functions, the error classes, and the public types.
 
 export { createEngine } from './engine.js';
 export { createWorkerEngine } from './worker-engine.js';
-export { serveEngineInWorker } from './worker.js';
+export { WebWorkerMLCEngineHandler, serveEngineInWorker } from './worker.js';
+export {
+  CreateMLCEngine,
+  CreateWebWorkerMLCEngine,
+  MLCEngine,
+  WebWorkerMLCEngine,
+  type ChatOptions,
+  type InitProgressCallback,
+  type InitProgressReport,
+  type LogLevel,
+  type MLCEngineConfig,
+  type MLCEngineInterface,
+} from './webllm.js';
 export {
   clearModelCache,
   deleteCachedModel,
@@ -26,14 +38,21 @@ export {
   type ErrorCode,
 } from './errors.js';
 export type {
+  AdapterInfo,
   AssistantToolCall,
   ChatCompletion,
   ChatCompletionChunk,
+  ChatCompletionContentPartText,
+  ChatCompletionFinishReason,
+  ChatCompletionMessageParam,
+  ChatCompletionMessageToolCall,
   ChatCompletionRequest,
   ChatCompletionRequestBase,
   ChatCompletionRequestNonStreaming,
   ChatCompletionRequestStreaming,
   ChatCompletions,
+  ChatCompletionTool,
+  ChatCompletionToolChoiceOption,
   ChatMessage,
   CompletionUsage,
   Engine,
@@ -42,8 +61,10 @@ export type {
   LoadProgress,
   ResponseFormat,
   RuntimeStats,
+  StreamOptions,
   TextContentPart,
   ToolCall,
   ToolChoice,
   ToolDefinition,
+  UsageExtra,
 } from './types.js';

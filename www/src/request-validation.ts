@@ -1,8 +1,9 @@
 // The checks every chat request passes before it goes anywhere, in both engines (in the page and
 // through a worker: chat.completions.create calls them): it must be an object with a `messages`
-// array, and hold no NaN or ±Infinity. The wasm engine reads the request as JSON, where those
-// numbers become null, which it takes as "absent": `temperature: NaN` would silently sample at
-// the default temperature instead of failing.
+// array, name only fields the engine honours, and hold no NaN or ±Infinity. The wasm engine
+// reads the request as JSON, where those numbers become null, which it takes as "absent":
+// `temperature: NaN` would silently sample at the default temperature instead of failing. A
+// field it does not know would be dropped just as silently, so one is refused by name.
 
 import { InvalidRequestError } from './errors.js';
 import type { ChatCompletionRequest } from './types.js';
@@ -15,6 +16,62 @@ export function validateChatRequest(request: unknown): asserts request is ChatCo
   }
   if (!Array.isArray((request as { messages?: unknown }).messages)) throw new InvalidRequestError('messages must be an array');
   for (const [key, value] of Object.entries(request)) requireFinite(value, key, new Set());
+  const unsupported = Object.keys(request).filter((key) => !SUPPORTED_FIELDS.has(key));
+  if (unsupported.length > 0) {
+    throw new InvalidRequestError(`unsupported request field${unsupported.length > 1 ? 's' : ''}: ${unsupported.join(', ')}`);
+  }
+  const { n, logprobs, stream, stream_options: streamOptions, response_format: format } = request as Record<string, unknown>;
+  if (n !== undefined && n !== 1) throw new InvalidRequestError(`n must be 1 (one reply per request), got ${String(n)}`);
+  if (logprobs !== undefined && logprobs !== false) throw new InvalidRequestError('logprobs is not supported (only logprobs: false)');
+  if (streamOptions !== undefined) checkStreamOptions(streamOptions, stream);
+  if (format !== undefined) checkResponseFormat(format);
+}
+
+/** Every request field the engine honours (ChatCompletionRequest in types.ts says how). */
+const SUPPORTED_FIELDS = new Set([
+  'messages', 'model', 'stream', 'stream_options', 'signal',
+  'temperature', 'top_p', 'top_k', 'min_p', 'seed', 'logit_bias',
+  'presence_penalty', 'frequency_penalty', 'repetition_penalty',
+  'max_tokens', 'max_completion_tokens', 'stop', 'n', 'logprobs',
+  'response_format', 'tools', 'tool_choice',
+]);
+
+function checkStreamOptions(options: unknown, stream: unknown): void {
+  if (stream !== true) throw new InvalidRequestError('stream_options is only allowed with stream: true');
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidRequestError('stream_options must be an object');
+  }
+  for (const [key, value] of Object.entries(options)) {
+    if (key !== 'include_usage') throw new InvalidRequestError(`unsupported stream_options field: ${key}`);
+    if (typeof value !== 'boolean') throw new InvalidRequestError('stream_options.include_usage must be a boolean');
+  }
+}
+
+/**
+ * `response_format`'s WebLLM extensions: `json_object` with `schema` as a JSON string (parsed
+ * here, so a bad one fails naming the field); `grammar` is refused, as the engine cannot
+ * enforce WebLLM's EBNF grammars.
+ */
+function checkResponseFormat(format: unknown): void {
+  if (typeof format !== 'object' || format === null || Array.isArray(format)) {
+    throw new InvalidRequestError('response_format must be an object');
+  }
+  const { type, schema, grammar } = format as Record<string, unknown>;
+  if (grammar !== undefined || type === 'grammar') {
+    throw new InvalidRequestError('response_format.grammar (EBNF) is not supported; use a JSON schema (response_format json_schema, or json_object with schema)');
+  }
+  if (schema === undefined) return;
+  if (type !== 'json_object') throw new InvalidRequestError(`response_format.schema belongs to type json_object, not ${String(type)}`);
+  if (typeof schema !== 'string') throw new InvalidRequestError('response_format.schema must be a JSON Schema as a JSON string (WebLLM\'s form)');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(schema);
+  } catch (error) {
+    throw new InvalidRequestError(`response_format.schema is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new InvalidRequestError('response_format.schema must be a JSON object (a JSON Schema)');
+  }
 }
 
 /**

@@ -62,11 +62,19 @@ export interface ToolDefinition {
 /** OpenAI's `tool_choice`: whether (and which) tools the reply must call. */
 export type ToolChoice = 'auto' | 'none' | 'required' | { type: 'function'; function: { name: string } };
 
-/** OpenAI's `response_format`: JSON formats constrain the output to valid JSON (of the schema). */
+/**
+ * OpenAI's `response_format`: JSON formats constrain the output to valid JSON (of the schema).
+ * `json_object` may carry WebLLM's `schema`, a JSON Schema as a JSON string.
+ */
 export type ResponseFormat =
   | { type: 'text' }
-  | { type: 'json_object' }
+  | { type: 'json_object'; schema?: string }
   | { type: 'json_schema'; json_schema: { name?: string; schema: Record<string, unknown>; strict?: boolean } };
+
+/** OpenAI's `stream_options`: `include_usage` adds a last chunk with `choices: []` and the usage. */
+export interface StreamOptions {
+  include_usage?: boolean;
+}
 
 /** Fields shared by streaming and non-streaming requests. Absent sampling fields take Qwen2.5's defaults; `temperature: 0` is greedy. */
 export interface ChatCompletionRequestBase {
@@ -90,6 +98,10 @@ export interface ChatCompletionRequestBase {
   logit_bias?: Record<string, number>;
   /** Accepted for OpenAI compatibility; the loaded model answers whatever it says. */
   model?: string;
+  /** Only 1 (one reply per request); anything else is refused. */
+  n?: number;
+  /** Only false: log probabilities are not computed; true is refused. */
+  logprobs?: boolean;
   /** Stops generation within one step; the request then finishes with finish_reason 'abort'. */
   signal?: AbortSignal;
 }
@@ -100,6 +112,7 @@ export interface ChatCompletionRequestNonStreaming extends ChatCompletionRequest
 
 export interface ChatCompletionRequestStreaming extends ChatCompletionRequestBase {
   stream: true;
+  stream_options?: StreamOptions;
 }
 
 export type ChatCompletionRequest = ChatCompletionRequestNonStreaming | ChatCompletionRequestStreaming;
@@ -113,7 +126,12 @@ export interface AssistantToolCall {
   function: { name: string; arguments: string };
 }
 
-/** OpenAI's usage, plus what the KV cache reused and how fast each phase ran. */
+/**
+ * The usage as WebLLM reports it: `prompt_tokens` counts the tokens prefilled for this request
+ * (a later chat turn reuses the rest from the KV cache: `cached_prompt_tokens`), and `extra`
+ * holds the speeds and latencies. The speeds also stand at the top level, where this package
+ * has always put them.
+ */
 export interface CompletionUsage {
   prompt_tokens: number;
   completion_tokens: number;
@@ -122,6 +140,19 @@ export interface CompletionUsage {
   cached_prompt_tokens: number;
   prefill_tokens_per_s: number;
   decode_tokens_per_s: number;
+  extra: UsageExtra;
+}
+
+/** WebLLM's `usage.extra`. Times in seconds, from the moment the request started running. */
+export interface UsageExtra {
+  prefill_tokens_per_s: number;
+  decode_tokens_per_s: number;
+  /** Until the first generated text arrived. */
+  time_to_first_token_s: number;
+  /** Mean time per generated token after the first. */
+  time_per_output_token_s: number;
+  /** The whole request. */
+  e2e_latency_s: number;
 }
 
 export interface ChatCompletion {
@@ -132,8 +163,11 @@ export interface ChatCompletion {
   model: string;
   choices: [{
     index: 0;
-    /** `tool_calls` is present when the reply is tool calls (finish_reason 'tool_calls'); `content` is then the text before them. */
-    message: { role: 'assistant'; content: string; tool_calls?: AssistantToolCall[] };
+    /**
+     * `tool_calls` is present when the reply is tool calls (finish_reason 'tool_calls'); `content`
+     * is then the text before them, or null when there is none (OpenAI's shape).
+     */
+    message: { role: 'assistant'; content: string | null; tool_calls?: AssistantToolCall[] };
     finish_reason: FinishReason;
     logprobs: null;
   }];
@@ -145,20 +179,38 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: [{
+  /**
+   * One choice; none in the usage chunk that `stream_options.include_usage` adds at the end.
+   * Every delta carries the role. The one with the finish reason carries no content, and the
+   * tool calls, if any, each whole in one delta (a valid OpenAI stream of them).
+   */
+  choices: {
     index: 0;
-    /** The first chunk carries the role; the last carries no content, and the tool calls, if any (they are not streamed). */
-    delta: { role?: 'assistant'; content?: string; tool_calls?: (AssistantToolCall & { index: number })[] };
+    delta: { role: 'assistant'; content?: string; tool_calls?: (AssistantToolCall & { index: number })[] };
     finish_reason: FinishReason | null;
     logprobs: null;
-  }];
-  /** Only on the last chunk. */
+  }[];
+  /**
+   * With `stream_options.include_usage`: only on the last chunk (the one with no choices).
+   * Without it: on the chunk with the finish reason.
+   */
   usage?: CompletionUsage;
 }
 
+/** The browser's GPUAdapterInfo (strings the browser may leave empty). */
+export interface AdapterInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+}
+
 export interface RuntimeStats {
-  /** The WebGPU adapter's description. */
+  /** The WebGPU adapter, named by its vendor, architecture, device and description. */
   adapter: string;
+  adapterInfo: AdapterInfo;
+  /** The adapter's maxStorageBufferBindingSize limit, in bytes. */
+  maxStorageBufferBindingSize: number;
   /** Whether the KV cache is f16 (the adapter has shader-f16 and it was not disabled). */
   f16: boolean;
   /** Whether the kernels use subgroup operations. */
@@ -190,3 +242,11 @@ export interface Engine {
   /** Cancels the running request, fails queued ones, and releases the GPU memory. */
   unload(): Promise<void>;
 }
+
+// WebLLM's (and OpenAI's) names for the same shapes, so code written for WebLLM type-checks.
+export type ChatCompletionMessageParam = ChatMessage;
+export type ChatCompletionTool = ToolDefinition;
+export type ChatCompletionToolChoiceOption = ToolChoice;
+export type ChatCompletionMessageToolCall = AssistantToolCall;
+export type ChatCompletionContentPartText = TextContentPart;
+export type ChatCompletionFinishReason = FinishReason;

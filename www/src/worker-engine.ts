@@ -43,7 +43,10 @@ class WorkerEngine implements Engine, CompletionBackend {
     });
     // The worker script failed (to load, or with an uncaught error): nothing will answer.
     worker.addEventListener('error', (event: ErrorEvent) => {
-      this.failAll(new InternalError(`the engine worker failed: ${event.message}`));
+      // A script that failed to load (404, a bad import) comes with no message at all.
+      const what = event.message || 'its script could not be loaded (no reason given by the browser: check the worker URL and its imports)';
+      const where = event.filename ? ` at ${event.filename}:${event.lineno}:${event.colno}` : '';
+      this.failAll(new InternalError(`the engine worker failed: ${what}${where}`));
     });
     worker.addEventListener('messageerror', () => {
       this.failAll(new InternalError('a message from the engine worker could not be read'));

@@ -1,8 +1,11 @@
 // The worker side of worker mode: answers the page's protocol messages with an engine that
 // lives in the worker, so loading and generation never block the page's main thread.
 // A module worker script is just:
-//   import { serveEngineInWorker } from './worker.js';
+//   import { serveEngineInWorker } from 'qwen-webgpu';
 //   serveEngineInWorker();
+// or, in WebLLM's form:
+//   const handler = new WebWorkerMLCEngineHandler();
+//   self.onmessage = (message) => handler.onmessage(message);
 
 import { createEngine } from './engine.js';
 import { InvalidRequestError, serializeError } from './errors.js';
@@ -11,6 +14,25 @@ import type { Engine } from './types.js';
 
 /** Serves one engine over `scope`'s messages (the worker's global scope by default). */
 export function serveEngineInWorker(scope: MessageEndpoint = globalThis as unknown as MessageEndpoint): void {
+  const handler = new WebWorkerMLCEngineHandler(scope);
+  scope.addEventListener('message', (event) => handler.onmessage(event));
+}
+
+/**
+ * WebLLM's worker-side handler: give it every message the worker receives (`onmessage`); it
+ * answers on `scope` (the worker's global scope by default).
+ */
+export class WebWorkerMLCEngineHandler {
+  /** Handles one message from the page. */
+  readonly onmessage: (event: MessageEvent) => void;
+
+  constructor(scope: Pick<MessageEndpoint, 'postMessage'> = globalThis as unknown as MessageEndpoint) {
+    this.onmessage = messageHandler(scope);
+  }
+}
+
+/** The protocol's worker side over `scope`: a function taking each message event. */
+function messageHandler(scope: Pick<MessageEndpoint, 'postMessage'>): (event: MessageEvent) => void {
   let engine: Engine | null = null;
   let loading = false;
   /** Running loads and chats, by request id, for 'cancel'. */
@@ -93,7 +115,7 @@ export function serveEngineInWorker(scope: MessageEndpoint = globalThis as unkno
     }
   };
 
-  scope.addEventListener('message', (event) => {
+  return (event) => {
     void handle(event.data as WorkerRequest);
-  });
+  };
 }

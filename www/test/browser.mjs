@@ -38,7 +38,7 @@ const CHROMIUM_ARGS = [
 export function requirePrerequisites({ models = [] } = {}) {
   const missing = [];
   if (!existsSync(CHROMIUM)) missing.push(`${CHROMIUM} (scripts/setup installs Debian's chromium)`);
-  if (!existsSync(path.join(REPO_ROOT, 'www/pkg/qwen_webgpu_bg.wasm'))) missing.push('www/pkg/qwen_webgpu_bg.wasm (run scripts/build-wasm)');
+  if (!existsSync(path.join(REPO_ROOT, 'www/pkg/qwen_webgpu_wasm_base64.js'))) missing.push('www/pkg/qwen_webgpu_wasm_base64.js (run scripts/build-wasm)');
   if (!existsSync(path.join(REPO_ROOT, 'www/dist/index.js'))) missing.push('www/dist/index.js (run npm run build in www/)');
   for (const file of models) {
     if (!existsSync(path.join(MODELS_DIR, file))) missing.push(`${path.join(MODELS_DIR, file)} (run scripts/fetch-test-model)`);

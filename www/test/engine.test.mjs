@@ -118,7 +118,8 @@ test('(a) greedy chat: the streamed text equals the non-streamed text; a follow-
     assert.equal(first.choices[0].finish_reason, null);
     assert.ok(streamed.chunks.every((c) => c.id === first.id && c.model === TINY_MODEL.file));
     assert.ok(streamed.chunks.slice(0, -1).every((c) => c.usage === undefined && c.choices[0].finish_reason === null));
-    assert.deepEqual(streamed.last.choices[0].delta, {});
+    assert.deepEqual(streamed.last.choices[0].delta, { role: 'assistant' });
+    assert.ok(streamed.chunks.every((c) => c.choices[0].delta.role === 'assistant'));
     assert.equal(streamed.last.choices[0].finish_reason, whole.completion.choices[0].finish_reason);
     assert.equal(streamed.last.usage.prompt_tokens, HASH_MAP_PROMPT_TOKENS);
     assert.equal(streamed.last.usage.completion_tokens, usage.completion_tokens);

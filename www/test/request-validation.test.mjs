@@ -1,8 +1,9 @@
 // chat.completions.create's request checks (Node only, on the compiled dist/: `npm run build`),
 // through the Completions object both engines expose, with a backend that records what reaches
-// it: a request that is not an object, or holds NaN/±Infinity anywhere (JSON would turn them into
-// null, which the wasm engine takes as the default), is refused with an InvalidRequestError that
-// names the field, and never reaches the engine.
+// it: a request that is not an object, holds NaN/±Infinity anywhere (JSON would turn them into
+// null, which the wasm engine takes as the default), or names a field or value the engine does
+// not honour, is refused with an InvalidRequestError that names the field, and never reaches
+// the engine.
 
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -94,3 +95,47 @@ test('valid requests reach the backend unchanged, by their stream flag', async (
   assert.equal(reached[0][1], plain);
   assert.equal(reached[1][1], streaming);
 });
+
+test('fields the engine does not honour are refused by name, never dropped', async () => {
+  await assertRefused({ messages: MESSAGES, ignore_eos: true }, 'unsupported request field: ignore_eos');
+  await assertRefused({ messages: MESSAGES, user: 'u', parallel_tool_calls: false }, 'unsupported request fields: user, parallel_tool_calls');
+  await assertRefused({ messages: MESSAGES, n: 3 }, 'n must be 1 (one reply per request), got 3');
+  await assertRefused({ messages: MESSAGES, logprobs: true, top_logprobs: 2 }, 'unsupported request field: top_logprobs');
+  await assertRefused({ messages: MESSAGES, logprobs: true }, 'logprobs is not supported (only logprobs: false)');
+  await assertRefused({ messages: MESSAGES, stream_options: { include_usage: true } }, 'stream_options is only allowed with stream: true');
+  await assertRefused({ messages: MESSAGES, stream: true, stream_options: { continuous_usage: true } }, 'unsupported stream_options field: continuous_usage');
+  await assertRefused({ messages: MESSAGES, stream: true, stream_options: { include_usage: 1 } }, 'stream_options.include_usage must be a boolean');
+});
+
+test('response_format: WebLLM\'s json_object schema must be a JSON string of an object; grammar is refused', async () => {
+  await assertRefused({ messages: MESSAGES, response_format: { type: 'json_object', schema: { type: 'object' } } },
+    'response_format.schema must be a JSON Schema as a JSON string (WebLLM\'s form)');
+  await assertRefused({ messages: MESSAGES, response_format: { type: 'json_object', schema: '{"type":' } },
+    `response_format.schema is not valid JSON: ${jsonError('{"type":')}`);
+  await assertRefused({ messages: MESSAGES, response_format: { type: 'json_object', schema: '[1]' } },
+    'response_format.schema must be a JSON object (a JSON Schema)');
+  await assertRefused({ messages: MESSAGES, response_format: { type: 'text', schema: '{}' } },
+    'response_format.schema belongs to type json_object, not text');
+  const grammarMessage = 'response_format.grammar (EBNF) is not supported; use a JSON schema (response_format json_schema, or json_object with schema)';
+  await assertRefused({ messages: MESSAGES, response_format: { type: 'grammar', grammar: 'root ::= "a"' } }, grammarMessage);
+});
+
+test('the WebLLM and OpenAI extras that are supported reach the backend unchanged', async () => {
+  reached.length = 0;
+  const request = {
+    messages: MESSAGES, stream: true, stream_options: { include_usage: true }, n: 1, logprobs: false,
+    response_format: { type: 'json_object', schema: '{"type":"object"}' },
+  };
+  assert.equal(await completions.create(request), 'stream');
+  assert.deepEqual(reached, [['stream', request]]);
+});
+
+/** The message JSON.parse gives for `text` in this Node (the same V8 as the check's). */
+function jsonError(text) {
+  try {
+    JSON.parse(text);
+  } catch (error) {
+    return error.message;
+  }
+  throw new Error(`${text} parsed`);
+}
