@@ -180,13 +180,15 @@ function shardHashes(sha256: EngineOptions['sha256'], shardCount: number): strin
   return hashes;
 }
 
-function engineCreateOptions(options: EngineOptions): Record<string, number | boolean> {
-  const { contextLength } = options;
+function engineCreateOptions(options: EngineOptions): Record<string, unknown> {
+  const { contextLength, ropeScaling } = options;
   if (contextLength !== undefined && !(Number.isInteger(contextLength) && contextLength > 0)) {
     throw new InvalidRequestError(`contextLength must be a positive integer, got ${contextLength}`);
   }
   return {
     ...(contextLength !== undefined ? { contextLength } : {}),
+    // The wasm side checks the fields (unknown ones, a factor below 1) with typed errors.
+    ...(ropeScaling !== undefined ? { ropeScaling } : {}),
     disableF16: options.disableF16 === true,
     disableSubgroups: options.disableSubgroups === true,
   };

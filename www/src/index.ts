@@ -57,6 +57,7 @@ export type {
   CompletionUsage,
   Engine,
   EngineOptions,
+  RopeScaling,
   FinishReason,
   LoadProgress,
   ResponseFormat,

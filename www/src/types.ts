@@ -10,6 +10,12 @@ export interface EngineOptions {
   sha256?: string | readonly string[];
   /** KV-cache length in tokens (default: the engine's choice for the model). */
   contextLength?: number;
+  /**
+   * RoPE scaling over the file's, as llama.cpp's `--rope-scaling/--rope-scale/--yarn-orig-ctx`:
+   * e.g. `{ type: 'yarn', factor: 4, originalContextLength: 32768 }` serves 131,072 tokens on
+   * Qwen2.5-7B, as Qwen's model card advises. Fields left out keep the file's values.
+   */
+  ropeScaling?: RopeScaling;
   /** Use an f32 KV cache even where the adapter has shader-f16. */
   disableF16?: boolean;
   /** Use the kernels without subgroup operations even where the adapter has them. */
@@ -18,6 +24,15 @@ export interface EngineOptions {
   onProgress?: (progress: LoadProgress) => void;
   /** Aborts loading; createEngine then rejects with an AbortedError. */
   signal?: AbortSignal;
+}
+
+/** See {@link EngineOptions.ropeScaling}. */
+export interface RopeScaling {
+  type?: 'none' | 'linear' | 'yarn';
+  /** Context stretch (frequencies are divided by it); at least 1. */
+  factor?: number;
+  /** The context the model was trained on, which YaRN's ramp is measured against. */
+  originalContextLength?: number;
 }
 
 /**
