@@ -225,3 +225,54 @@ fn tied_embeddings_project_through_the_embedding_matrix() {
     }
     assert_eq!(logits[0], logits[1]);
 }
+
+#[test]
+fn contexts_reach_the_trained_length_or_its_yarn_stretch_and_oversized_ones_fail_before_loading() {
+    use qwen_webgpu::native::LoadError;
+    use qwen_webgpu::rope::{RopeScalingOverride, RopeScalingType};
+
+    let open = |context_length, rope_scaling, max_binding_bytes| {
+        load_engine(
+            &support::tiny_model(),
+            &GpuOptions {
+                max_binding_bytes,
+                ..GpuOptions::default()
+            },
+            &EngineOptions {
+                context_length,
+                rope_scaling,
+                ..EngineOptions::default()
+            },
+        )
+    };
+    // The tiny model's file says 4,096 tokens: a larger ask is capped there, and YaRN ×4
+    // stretches it to 16,384 (the 0.5B model's 32,768 to 131,072 the same way).
+    assert_eq!(open(100_000, None, None).unwrap().capacity(), 4096);
+    let yarn = RopeScalingOverride {
+        kind: Some(RopeScalingType::Yarn),
+        factor: Some(4.0),
+        original_context_length: None,
+    };
+    let mut engine = open(100_000, Some(yarn.clone()), None).unwrap();
+    assert_eq!(engine.capacity(), 16_384);
+    assert!(matches!(
+        pollster::block_on(engine.step(&[785, 6722, 315], Readback::Argmax)),
+        Ok(StepOutput::Argmax { .. })
+    ));
+    // A 64 KiB binding cannot hold a layer's f16 KV cache of 16,384 × 2 heads × 16 dims × 2
+    // bytes: refused before any weight is allocated, saying that 1,024 tokens fit.
+    match open(16_384, Some(yarn), Some(64 * 1024)) {
+        Err(LoadError::Engine(EngineError::ContextTooLarge {
+            context,
+            what,
+            needed,
+            fits,
+            ..
+        })) => {
+            assert_eq!((context, needed, fits), (16_384, 16_384 * 64, 1024));
+            assert!(what.contains("KV cache"), "{what}");
+        }
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a 16,384-token context loaded within 64 KiB bindings"),
+    }
+}

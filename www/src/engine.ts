@@ -200,7 +200,7 @@ function modelName(url: string): string {
   return decodeURIComponent(path.slice(path.lastIndexOf('/') + 1)) || url;
 }
 
-/** Reads the shortest prefix of a shard that holds its whole GGUF header into `headers`. */
+/** Reads a prefix of a shard that holds its whole GGUF header into `headers`. */
 async function readHeader(model: CachedModel, shard: number, headers: ModelHeaders): Promise<void> {
   let length = HEADER_PROBE_BYTES;
   for (;;) {
@@ -216,7 +216,9 @@ async function readHeader(model: CachedModel, shard: number, headers: ModelHeade
       throw new BadModelError(
         `${model.urls[shard]}: the GGUF header needs ${needBytes} bytes but the file has ${fileSize}`);
     }
-    length = needBytes;
+    // At least doubling: a header of many short strings asks for a few bytes more each time,
+    // and each probe re-reads from byte 0. The parser's own cap (256 MiB) bounds the growth.
+    length = Math.min(fileSize, Math.max(needBytes, length * 2));
   }
 }
 
