@@ -4,11 +4,11 @@
 
 import { CancelToken, ModelHeaders, WebEngine } from '../pkg/qwen_webgpu.js';
 import { ChunkStream } from './chunk-stream.js';
+import { OperationQueue } from './operation-queue.js';
 import { Completions, type CompletionBackend } from './completions.js';
 import {
   AbortedError,
   BadModelError,
-  InternalError,
   InvalidRequestError,
   WebGpuUnavailableError,
   toQwenWebGpuError,
@@ -285,13 +285,12 @@ class Cancellation {
 class LocalEngine implements Engine, CompletionBackend {
   readonly chat: { readonly completions: ChatCompletions };
   private webEngine: WebEngine | null;
-  /** Settles after the last queued operation; each new one chains onto it. */
-  private queue: Promise<void> = Promise.resolve();
+  private readonly queue = new OperationQueue(() => {
+    // The trapped instance's memory may be mid-update: never call into it again.
+    this.webEngine = null;
+  });
   private running: Cancellation | null = null;
   private lastUsage: CompletionUsage | null = null;
-  private unloading = false;
-  /** Set when the wasm instance trapped: its memory may be mid-update, so nothing runs again. */
-  private crash: InternalError | null = null;
 
   constructor(webEngine: WebEngine, private readonly modelName: string, private readonly adapter: GpuAdapterFacts | null) {
     this.webEngine = webEngine;
@@ -356,13 +355,13 @@ class LocalEngine implements Engine, CompletionBackend {
   }
 
   resetChat(): Promise<void> {
-    return this.enqueue(() => {
+    return this.queue.run(() => {
       this.loaded().resetChat();
     });
   }
 
   runtimeStats(): Promise<RuntimeStats> {
-    return this.enqueue(() => {
+    return this.queue.run(() => {
       const stats = JSON.parse(this.loaded().stats()) as WasmStats;
       const adapterInfo = this.adapter?.info ?? { vendor: '', architecture: '', device: '', description: '' };
       return {
@@ -376,10 +375,10 @@ class LocalEngine implements Engine, CompletionBackend {
   }
 
   async unload(): Promise<void> {
-    if (this.unloading) return this.queue;
-    this.unloading = true;
+    if (this.queue.closed) return this.queue.close();
+    void this.queue.close();
     this.running?.cancel();
-    await this.enqueueAlways(() => {
+    await this.queue.runAlways(() => {
       this.webEngine?.free();
       this.webEngine = null;
     });
@@ -399,7 +398,7 @@ class LocalEngine implements Engine, CompletionBackend {
     cancellation: Cancellation,
     onDelta: (text: string) => void,
   ): Promise<Omit<WasmCompletion, 'usage'> & { usage: CompletionUsage }> {
-    return this.enqueue(async () => {
+    return this.queue.run(async () => {
       const engine = this.loaded();
       const token = new CancelToken();
       cancellation.attach(token);
@@ -423,33 +422,10 @@ class LocalEngine implements Engine, CompletionBackend {
     });
   }
 
-  /** Runs `task` after every operation queued before it; rejects once unload has begun. */
-  private enqueue<T>(task: () => T | Promise<T>): Promise<T> {
-    if (this.unloading) return Promise.reject(new InvalidRequestError('the engine was unloaded'));
-    return this.enqueueAlways(task);
-  }
-
-  private enqueueAlways<T>(task: () => T | Promise<T>): Promise<T> {
-    const result = this.queue.then(task).catch((error: unknown) => {
-      if (error instanceof WebAssembly.RuntimeError) {
-        // A trap (a Rust panic under panic=abort) unwinds nothing: the engine's borrow stays
-        // held and its state is unknown. The engine is dead, and says so, instead of answering
-        // "busy" forever.
-        this.crash = new InternalError(
-          `the engine's WebAssembly instance failed (${error.message}); create a new engine`, { cause: error });
-        this.webEngine = null;
-        throw this.crash;
-      }
-      throw toQwenWebGpuError(error);
-    });
-    this.queue = result.then(() => undefined, () => undefined);
-    return result;
-  }
-
   /** The wasm engine, unless unload has begun (queued requests then fail instead of running). */
   private loaded(): WebEngine {
-    if (this.crash) throw this.crash;
-    if (this.unloading || !this.webEngine) throw new InvalidRequestError('the engine was unloaded');
+    this.queue.throwIfCrashed();
+    if (this.queue.closed || !this.webEngine) throw new InvalidRequestError('the engine was unloaded');
     return this.webEngine;
   }
 }
