@@ -17,7 +17,7 @@ use crate::constraint::ConstraintError;
 use crate::engine::{CheckedModel, EngineError, EngineOptions, ModelLoad};
 use crate::generation::{CancelFlag, GenerationError, Session};
 use crate::gguf::{parse_header, GgufHeader, HeaderParse, Limits};
-use crate::gpu::{GpuContext, GpuError, GpuOptions};
+use crate::gpu::{GpuContext, GpuOptions};
 use crate::protocol::ChatCompletionRequest;
 use crate::rope::RopeScalingOverride;
 
@@ -30,26 +30,7 @@ fn js_error(code: &str, message: impl std::fmt::Display) -> JsValue {
 }
 
 fn engine_error(e: &EngineError) -> JsValue {
-    // Exhaustive, so a new failure gets its code on purpose.
-    let code = match e {
-        EngineError::Gpu(GpuError::DeviceLost(_)) => "device-lost",
-        EngineError::Gpu(GpuError::NoAdapter(_) | GpuError::Device(_)) => "webgpu-unavailable",
-        EngineError::Gpu(
-            GpuError::Rejected(_) | GpuError::Readback(_) | GpuError::TooLarge { .. },
-        ) => "internal",
-        EngineError::ContextOverflow { .. } | EngineError::ContextTooLarge { .. } => {
-            "context-overflow"
-        }
-        EngineError::TokenOutOfRange { .. } | EngineError::EmptyInput => "invalid-request",
-        EngineError::Config(_)
-        | EngineError::Gguf(_)
-        | EngineError::MissingTensor { .. }
-        | EngineError::BadShape { .. }
-        | EngineError::UnsupportedType { .. }
-        | EngineError::Unsupported { .. }
-        | EngineError::Read { .. } => "bad-model",
-    };
-    js_error(code, e)
+    js_error(e.code(), e)
 }
 
 fn generation_error(e: &GenerationError) -> JsValue {

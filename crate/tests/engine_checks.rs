@@ -276,3 +276,37 @@ fn contexts_reach_the_trained_length_or_its_yarn_stretch_and_oversized_ones_fail
         Ok(_) => panic!("a 16,384-token context loaded within 64 KiB bindings"),
     }
 }
+
+/// What the npm package's error classes are chosen by: a load whose bytes never all arrived is
+/// our failure (`internal`, it used to say `bad-model`), a file the model is to blame for is
+/// `bad-model`, a context too large for the device is `context-overflow`.
+#[test]
+fn load_failures_carry_the_code_of_who_is_to_blame() {
+    use qwen_webgpu::engine::CheckedModel;
+    use qwen_webgpu::gpu::GpuContext;
+    use qwen_webgpu::native::open_model;
+
+    let (tiny, _) = open_model(&support::tiny_model()).unwrap();
+    let ctx = pollster::block_on(GpuContext::new(&GpuOptions::default())).unwrap();
+    let load = CheckedModel::new(tiny.shards().to_vec())
+        .unwrap()
+        .start(ctx, &EngineOptions::default())
+        .unwrap();
+    let unfinished = load.finish().err().expect("no byte was pushed");
+    assert!(matches!(unfinished, EngineError::Read { .. }), "{unfinished}");
+    assert_eq!(unfinished.code(), "internal");
+
+    let mut header = tiny.shards()[0].clone();
+    header.tensors.retain(|t| t.name != "blk.1.ffn_up.weight");
+    let missing = CheckedModel::new(vec![header]).err().expect("a tensor is missing");
+    assert_eq!(missing.code(), "bad-model", "{missing}");
+
+    let too_large = EngineError::ContextTooLarge {
+        context: 1 << 20,
+        what: "a layer's KV cache".into(),
+        needed: 1 << 30,
+        limit: 1 << 27,
+        fits: 1 << 17,
+    };
+    assert_eq!(too_large.code(), "context-overflow");
+}

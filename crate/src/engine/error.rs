@@ -48,6 +48,33 @@ pub enum EngineError {
     EmptyInput,
 }
 
+impl EngineError {
+    /// The npm package's error code for this failure (its error classes are chosen by it).
+    /// Exhaustive, so a new failure gets its code on purpose: what the model file is to blame
+    /// for is `bad-model`; bytes that never arrived or a GPU that refused an operation are our
+    /// failure, `internal`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Gpu(GpuError::DeviceLost(_)) => "device-lost",
+            EngineError::Gpu(GpuError::NoAdapter(_) | GpuError::Device(_)) => "webgpu-unavailable",
+            EngineError::Gpu(
+                GpuError::Rejected(_) | GpuError::Readback(_) | GpuError::TooLarge { .. },
+            )
+            | EngineError::Read { .. } => "internal",
+            EngineError::ContextOverflow { .. } | EngineError::ContextTooLarge { .. } => {
+                "context-overflow"
+            }
+            EngineError::TokenOutOfRange { .. } | EngineError::EmptyInput => "invalid-request",
+            EngineError::Config(_)
+            | EngineError::Gguf(_)
+            | EngineError::MissingTensor { .. }
+            | EngineError::BadShape { .. }
+            | EngineError::UnsupportedType { .. }
+            | EngineError::Unsupported { .. } => "bad-model",
+        }
+    }
+}
+
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
