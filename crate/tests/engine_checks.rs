@@ -293,12 +293,17 @@ fn load_failures_carry_the_code_of_who_is_to_blame() {
         .start(ctx, &EngineOptions::default())
         .unwrap();
     let unfinished = load.finish().err().expect("no byte was pushed");
-    assert!(matches!(unfinished, EngineError::Read { .. }), "{unfinished}");
+    assert!(
+        matches!(unfinished, EngineError::Read { .. }),
+        "{unfinished}"
+    );
     assert_eq!(unfinished.code(), "internal");
 
     let mut header = tiny.shards()[0].clone();
     header.tensors.retain(|t| t.name != "blk.1.ffn_up.weight");
-    let missing = CheckedModel::new(vec![header]).err().expect("a tensor is missing");
+    let missing = CheckedModel::new(vec![header])
+        .err()
+        .expect("a tensor is missing");
     assert_eq!(missing.code(), "bad-model", "{missing}");
 
     let too_large = EngineError::ContextTooLarge {
