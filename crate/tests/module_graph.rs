@@ -58,11 +58,11 @@ fn paths_after(text: &str, prefix: &str) -> Vec<Vec<String>> {
     out
 }
 
+/// Module path → the module paths it references.
+type Graph = BTreeMap<Vec<String>, BTreeSet<Vec<String>>>;
+
 /// Module → the modules it references.
-fn module_graph() -> (
-    BTreeMap<Vec<String>, BTreeSet<Vec<String>>>,
-    Vec<(PathBuf, usize)>,
-) {
+fn module_graph() -> (Graph, Vec<(PathBuf, usize)>) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     source_files(&src, &mut files);
@@ -122,11 +122,11 @@ fn module_graph() -> (
     (graph, sizes)
 }
 
-/// A cycle through `start`, if any, as the list of modules on it.
-fn find_cycle(graph: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>) -> Option<Vec<String>> {
+/// A cycle, if any, as the list of modules on it.
+fn find_cycle(graph: &Graph) -> Option<Vec<String>> {
     fn visit(
         node: &Vec<String>,
-        graph: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>,
+        graph: &Graph,
         stack: &mut Vec<Vec<String>>,
         done: &mut BTreeSet<Vec<String>>,
     ) -> Option<Vec<String>> {
