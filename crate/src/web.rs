@@ -1,9 +1,10 @@
 //! Browser platform edge: the classes and functions JavaScript calls through wasm-bindgen.
 //!
 //! JavaScript owns fetching and caching (`www/src/model-cache.ts`); Rust owns everything from
-//! header bytes on: [`WebEngine::create`] parses the shard headers and allocates the GPU
-//! buffers, [`WebEngine::push_bytes`] streams file bytes straight into them, and
-//! [`WebEngine::finish_load`] builds the session. Requests and results cross as JSON in the
+//! header bytes on: [`ModelHeaders`] parses each shard header once as its bytes arrive,
+//! [`WebEngine::create`] checks the model and allocates the GPU buffers (the crate's one loading
+//! path, [`crate::engine::ModelLoad`]), [`WebEngine::push_bytes`] streams file bytes straight
+//! into them, and [`WebEngine::finish_load`] builds the session. Requests and results cross as JSON in the
 //! OpenAI shapes of [`crate::protocol`]. Every error is a JS `Error` with a `code` property.
 
 use std::cell::RefCell;
