@@ -1,6 +1,7 @@
-// Model files in IndexedDB: owns the on-disk copy of each model (its manifest and 32 MiB
-// chunks), the HTTP side of getting the bytes (Range requests, resuming, retries), their
-// verification (size always, SHA-256 when the caller knows it) and the storage quota checks.
+// Model files in IndexedDB: owns getting each model's bytes (from its stored manifest and 32 MiB
+// chunks, else over HTTP with resuming and retries), their verification (size always, SHA-256
+// when the caller knows it) and the storage quota checks. The database is model-store.ts; the
+// Range requests are range-fetch.ts.
 //
 // A model is the list of its shard URLs (one URL, or the files of a gguf-split model). Its
 // manifest records each shard's size, the server's validator (ETag or Last-Modified) and how
@@ -13,28 +14,20 @@
 // the next (as a `for await` body does).
 
 import {
-  AbortedError,
   DownloadFailedError,
   IntegrityError,
   InternalError,
   InvalidRequestError,
   QuotaExceededError,
 } from './errors.js';
+import { MANIFESTS, type ShardRecord, type ManifestRecord, modelKey, openDatabase, requestResult, writeTransaction, readManifest, readChunk, deleteEntry, isQuotaError, freeStorageBytes, formatMiB } from './model-store.js';
+import { MAX_RETRIES, RETRY_BASE_DELAY_MS, type RangeResponse, TransientDownloadError, throwIfAborted, requestRange, releaseReader, sleep, readBody } from './range-fetch.js';
 
 /** Size of the pieces a model is stored in. Large enough that a 500 MB model is ~16 records. */
 export const DEFAULT_CHUNK_BYTES = 32 * 1024 * 1024;
 
-/** Retries of a failed or cut request within one load, each resuming from the stored chunks. */
-const MAX_RETRIES = 3;
-/** Delay before the first retry; doubled for each further one. */
-const RETRY_BASE_DELAY_MS = 500;
 /** Download progress is reported at most once per this many bytes (and at each chunk). */
 const PROGRESS_STEP_BYTES = 1024 * 1024;
-
-const DATABASE_NAME = 'qwen-webgpu-model-cache';
-const DATABASE_VERSION = 1;
-const MANIFESTS = 'manifests';
-const CHUNKS = 'chunks';
 
 /** An incremental SHA-256, such as the wasm module's `Sha256`. */
 export interface Hasher {
@@ -86,270 +79,6 @@ export interface OpenModelOptions {
   chunkBytes?: number;
   /** Aborts requests and reading; the operation then rejects with an AbortedError. */
   signal?: AbortSignal;
-}
-
-interface ShardRecord {
-  url: string;
-  size: number;
-  /** The server's strong ETag or Last-Modified, to notice a file that changed between requests. */
-  validator: string | null;
-  /** Chunks 0..committedChunks-1 are stored. */
-  committedChunks: number;
-  /** SHA-256 of the whole shard, once it is stored and a hasher was available. */
-  sha256: string | null;
-}
-
-interface ManifestRecord {
-  key: string;
-  urls: string[];
-  chunkBytes: number;
-  complete: boolean;
-  shards: ShardRecord[];
-}
-
-/** What one server response says about the bytes it carries. */
-interface RangeResponse {
-  reader: ReadableStreamDefaultReader<Uint8Array>;
-  /** File offset of the body's first byte (0 for a 200, the range start for a 206). */
-  bodyStart: number;
-  /** The whole file's size, from Content-Range or a 200's Content-Length. */
-  fileSize: number | null;
-  validator: string | null;
-}
-
-/** A failure worth retrying: no response, a cut body, or a 408/429/5xx status. */
-class TransientDownloadError extends Error {
-  readonly status: number | null;
-
-  constructor(message: string, status: number | null, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'TransientDownloadError';
-    this.status = status;
-  }
-}
-
-/** The resolved, absolute form of a model's URLs, and the key its manifest is stored under. */
-function modelKey(urls: readonly string[]): { urls: string[]; key: string } {
-  const base = globalThis.location?.href;
-  const absolute = urls.map((url) => new URL(url, base).href);
-  return { urls: absolute, key: JSON.stringify(absolute) };
-}
-
-// ---------------------------------------------------------------------------------------------
-// IndexedDB plumbing
-
-let databasePromise: Promise<IDBDatabase> | null = null;
-
-function openDatabase(): Promise<IDBDatabase> {
-  if (databasePromise) return databasePromise;
-  databasePromise = new Promise<IDBDatabase>((resolve, reject) => {
-    if (typeof indexedDB === 'undefined') {
-      reject(new InternalError('IndexedDB is not available in this context'));
-      return;
-    }
-    const request = indexedDB.open(DATABASE_NAME, DATABASE_VERSION);
-    request.onupgradeneeded = () => {
-      const db = request.result;
-      if (!db.objectStoreNames.contains(MANIFESTS)) db.createObjectStore(MANIFESTS, { keyPath: 'key' });
-      if (!db.objectStoreNames.contains(CHUNKS)) db.createObjectStore(CHUNKS);
-    };
-    request.onsuccess = () => {
-      const db = request.result;
-      // Another tab upgrading the schema, or the browser closing the connection: reopen lazily.
-      db.onversionchange = () => {
-        db.close();
-        databasePromise = null;
-      };
-      db.onclose = () => {
-        databasePromise = null;
-      };
-      resolve(db);
-    };
-    request.onerror = () => {
-      databasePromise = null;
-      reject(new InternalError(`cannot open the model cache database: ${request.error?.message}`, { cause: request.error }));
-    };
-    request.onblocked = () => {
-      databasePromise = null;
-      reject(new InternalError('the model cache database is blocked by another tab holding an older version open'));
-    };
-  });
-  return databasePromise;
-}
-
-function requestResult<T>(request: IDBRequest<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-}
-
-function transactionDone(tx: IDBTransaction): Promise<void> {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onabort = () => reject(tx.error ?? new DOMException('IndexedDB transaction aborted', 'AbortError'));
-  });
-}
-
-/** Runs `work` on a read-write transaction over both stores and waits until it commits. */
-async function writeTransaction(work: (manifests: IDBObjectStore, chunks: IDBObjectStore) => void): Promise<void> {
-  const db = await openDatabase();
-  const tx = db.transaction([MANIFESTS, CHUNKS], 'readwrite');
-  const done = transactionDone(tx);
-  try {
-    work(tx.objectStore(MANIFESTS), tx.objectStore(CHUNKS));
-  } catch (error) {
-    // A put can throw synchronously (QuotaExceededError, DataCloneError): end the transaction
-    // so none of its writes land, and report the thrown error rather than the abort.
-    tx.abort();
-    done.catch(() => undefined);
-    throw error;
-  }
-  await done;
-}
-
-/** The key range of every chunk of one model: [key, shard, index] sorts after [key]. */
-function chunkRange(key: string): IDBKeyRange {
-  return IDBKeyRange.bound([key], [key, []]);
-}
-
-async function readManifest(key: string): Promise<ManifestRecord | undefined> {
-  const db = await openDatabase();
-  const tx = db.transaction(MANIFESTS, 'readonly');
-  return requestResult<ManifestRecord | undefined>(tx.objectStore(MANIFESTS).get(key));
-}
-
-async function readChunk(key: string, shard: number, index: number): Promise<Uint8Array | undefined> {
-  const db = await openDatabase();
-  const tx = db.transaction(CHUNKS, 'readonly');
-  const value = await requestResult<unknown>(tx.objectStore(CHUNKS).get([key, shard, index]));
-  return value instanceof Uint8Array ? value : undefined;
-}
-
-async function deleteEntry(key: string): Promise<void> {
-  await writeTransaction((manifests, chunks) => {
-    manifests.delete(key);
-    chunks.delete(chunkRange(key));
-  });
-}
-
-function isQuotaError(error: unknown): boolean {
-  return error instanceof DOMException && error.name === 'QuotaExceededError';
-}
-
-/** Free bytes for this origin (quota − usage), or null where the browser does not say. */
-async function freeStorageBytes(): Promise<number | null> {
-  const storage = globalThis.navigator?.storage;
-  if (!storage?.estimate) return null;
-  const { quota, usage } = await storage.estimate();
-  if (quota === undefined || usage === undefined) return null;
-  return Math.max(0, quota - usage);
-}
-
-function formatMiB(bytes: number): string {
-  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// HTTP
-
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new AbortedError('model loading was aborted', { cause: signal.reason });
-}
-
-function isAbort(error: unknown, signal: AbortSignal | undefined): boolean {
-  return signal?.aborted === true || (error instanceof DOMException && error.name === 'AbortError');
-}
-
-/** A strong ETag (weak ones do not promise identical bytes) or Last-Modified. */
-function responseValidator(response: Response): string | null {
-  const etag = response.headers.get('ETag');
-  if (etag && !etag.startsWith('W/')) return etag;
-  return response.headers.get('Last-Modified');
-}
-
-/**
- * Requests bytes [start, end] (end inclusive; null: to the end of the file) and checks what the
- * server declares. A server that ignores Range answers 200 with the whole file, which is usable:
- * the caller skips to `start`.
- */
-async function requestRange(url: string, start: number, end: number | null, signal: AbortSignal | undefined): Promise<RangeResponse> {
-  let response: Response;
-  try {
-    response = await fetch(url, {
-      headers: { Range: `bytes=${start}-${end ?? ''}` },
-      // The bytes go to IndexedDB; a second copy in the HTTP cache would double the disk use.
-      cache: 'no-store',
-      signal,
-    });
-  } catch (error) {
-    if (isAbort(error, signal)) throw new AbortedError('model loading was aborted', { cause: error });
-    throw new TransientDownloadError(`request for ${url} failed: ${(error as Error).message}`, null, { cause: error });
-  }
-  const { status } = response;
-  if (status === 408 || status === 429 || status >= 500) {
-    discardBody(response);
-    throw new TransientDownloadError(`${url}: HTTP ${status}`, status);
-  }
-  if (status !== 200 && status !== 206) {
-    discardBody(response);
-    throw new DownloadFailedError(`${url}: HTTP ${status} ${response.statusText}`.trim(), url, status);
-  }
-  if (!response.body) throw new DownloadFailedError(`${url}: the response has no body`, url, status);
-  // With a Content-Encoding, Content-Length counts encoded bytes, not the file's.
-  const encoded = (response.headers.get('Content-Encoding') ?? 'identity') !== 'identity';
-  const contentLength = encoded ? null : parseLength(response.headers.get('Content-Length'));
-  let bodyStart = 0;
-  let fileSize: number | null = contentLength;
-  if (status === 206) {
-    const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(response.headers.get('Content-Range') ?? '');
-    if (!range) {
-      discardBody(response);
-      throw new DownloadFailedError(`${url}: a 206 response without a valid Content-Range`, url, status);
-    }
-    bodyStart = Number(range[1]);
-    fileSize = range[3] === '*' ? null : Number(range[3]);
-    const declared = Number(range[2]) - bodyStart + 1;
-    if (contentLength !== null && contentLength !== declared) {
-      discardBody(response);
-      throw new IntegrityError(`${url}: Content-Length ${contentLength} disagrees with Content-Range ${range[0]}`, url);
-    }
-  }
-  return {
-    reader: response.body.getReader(),
-    bodyStart,
-    fileSize,
-    validator: responseValidator(response),
-  };
-}
-
-/** Drops a response's body unread; failing to cancel a body we do not want changes nothing. */
-function discardBody(response: Response): void {
-  response.body?.cancel().catch(() => undefined);
-}
-
-function parseLength(header: string | null): number | null {
-  if (header === null || !/^\d+$/.test(header)) return null;
-  return Number(header);
-}
-
-/** Ends a response body we no longer need; a body that already failed has nothing to end. */
-function releaseReader(reader: ReadableStreamDefaultReader<Uint8Array>): void {
-  reader.cancel().catch(() => undefined);
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new AbortedError('model loading was aborted', { cause: signal?.reason }));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -750,16 +479,6 @@ export class CachedModel {
         record.url);
     }
     return chunk;
-  }
-}
-
-/** The next piece of a body; a failing read (connection cut) is transient. */
-async function readBody(reader: ReadableStreamDefaultReader<Uint8Array>, url: string, signal: AbortSignal | undefined): Promise<ReadableStreamReadResult<Uint8Array>> {
-  try {
-    return await reader.read();
-  } catch (error) {
-    if (isAbort(error, signal)) throw new AbortedError('model loading was aborted', { cause: error });
-    throw new TransientDownloadError(`${url}: the connection failed mid-body: ${(error as Error).message}`, null, { cause: error });
   }
 }
 
