@@ -91,7 +91,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             context_length: 4096,
-            prefill_chunk: 64,
+            prefill_chunk: 256,
             rope_scaling: None,
         }
     }

@@ -8,7 +8,8 @@ use crate::gguf::{GgufModel, ModelTensor};
 use crate::gpu::GpuContext;
 use crate::kernels::argmax::{Argmax, ArgmaxBindings, ArgmaxParams};
 use crate::kernels::attention::{
-    AttentionOutput, AttentionOutputBindings, AttentionScores, AttentionScoresBindings, HeadParams,
+    supports_head_dim, AttentionReduce, AttentionReduceBindings, FlashAttention,
+    FlashAttentionBindings, HeadParams,
 };
 use crate::kernels::matmul::{ACCUMULATE, TIMES_SILU_OF_AUX};
 use crate::kernels::rms_norm::{NormParams, RmsNorm, RmsNormBindings};
@@ -161,9 +162,21 @@ pub(super) fn required_tensors<'m>(
 pub fn check_model(model: &GgufModel) -> Result<Qwen2Config, EngineError> {
     let config = Qwen2Config::from_model(model)?;
     Rope::resolve(&config, None).map_err(|message| EngineError::Unsupported { message })?;
-    if config.head_dim % 4 != 0 {
+    if !supports_head_dim(config.head_dim) {
         return Err(EngineError::Unsupported {
-            message: format!("head dimension {} is not a multiple of 4", config.head_dim),
+            message: format!(
+                "head dimension {} (the attention kernels take multiples of 64 and divisors of 64 \
+                 from 4)",
+                config.head_dim
+            ),
+        });
+    }
+    if config.n_kv_heads == 0 || config.n_heads % config.n_kv_heads != 0 {
+        return Err(EngineError::Unsupported {
+            message: format!(
+                "{} query heads do not share {} KV heads evenly",
+                config.n_heads, config.n_kv_heads
+            ),
         });
     }
     required_tensors(model, &config)?;
@@ -193,7 +206,7 @@ pub(super) struct Plan {
     pub rope: Rope,
     /// Tokens the KV cache holds.
     pub capacity: usize,
-    /// Most tokens per prefill submission (the score scratch must fit one binding).
+    /// Most tokens per prefill submission (its scratch must fit one binding).
     pub chunk: usize,
     pub f16_cache: bool,
 }
@@ -217,11 +230,9 @@ pub(super) fn plan(
     // Bytes per cached token of each buffer that grows with the context.
     let kv_per_token = (c.n_kv_heads * c.head_dim) as u64 * if f16_cache { 2 } else { 4 };
     let rope_per_token = c.head_dim as u64 * 4;
-    let scores_per_token = c.n_heads as u64 * 4;
     for (what, per_token) in [
         ("a layer's KV cache", kv_per_token),
         ("the RoPE table", rope_per_token),
-        ("one prefill token's attention scores", scores_per_token),
     ] {
         let needed = per_token * capacity as u64;
         if needed > limit {
@@ -234,9 +245,17 @@ pub(super) fn plan(
             });
         }
     }
-    // The attention score scratch holds chunk × heads × capacity floats.
-    let max_chunk_for_scores = (limit / (scores_per_token * capacity as u64)).max(1);
-    let chunk = (options.prefill_chunk.max(1) as u64).min(max_chunk_for_scores) as usize;
+    // The largest per-token scratch: the FFN activations or the attention splits' partial sums.
+    let (heads, head_dim) = (c.n_heads as u64, c.head_dim as u64);
+    let scratch_bytes = |tokens: u64| {
+        (FlashAttention::partial_floats(tokens, heads, head_dim) * 4)
+            .max(tokens * c.ffn_size as u64 * 4)
+    };
+    let mut chunk = (options.prefill_chunk.max(1) as u64).min(capacity as u64);
+    while chunk > 1 && scratch_bytes(chunk) > limit {
+        chunk /= 2;
+    }
+    let chunk = chunk as usize;
     Ok(Plan {
         rope,
         capacity,
@@ -283,7 +302,15 @@ pub(super) fn assemble(
     let k = scratch("k", n * kv_width * 4)?;
     let v = scratch("v", n * kv_width * 4)?;
     let attention = scratch("attention", n * h * 4)?;
-    let scores = scratch("scores", n * heads * capacity as u64 * 4)?;
+    let head_dim = c.head_dim as u64;
+    let partial_o = scratch(
+        "attention-partial-o",
+        FlashAttention::partial_floats(n, heads, head_dim) * 4,
+    )?;
+    let partial_ml = scratch(
+        "attention-partial-ml",
+        FlashAttention::partial_floats(n, heads, 2),
+    )?;
     let gate = scratch("gate", n * ffn * 4)?;
     let up = scratch("up", n * ffn * 4)?;
     let final_normed = scratch("final_normed", h * 4)?;
@@ -303,13 +330,15 @@ pub(super) fn assemble(
             n_heads: c.n_heads as u32,
             n_kv_heads: c.n_kv_heads as u32,
             head_dim: c.head_dim as u32,
-            ctx: capacity as u32,
             scale: 1.0 / (c.head_dim as f32).sqrt(),
-            _pad0: 0,
-            _pad1: 0,
-            _pad2: 0,
         },
     );
+    let flash = FlashAttention::pair(
+        f16_cache,
+        (c.n_heads / c.n_kv_heads) as u32,
+        c.head_dim as u32,
+    );
+    let kv_heads = c.n_kv_heads as u32;
     let norm = |last_only: bool| NormParams {
         n: c.hidden_size as u32,
         eps: c.rms_eps,
@@ -349,27 +378,28 @@ pub(super) fn assemble(
             },
             RopeStore::grid(c.head_dim as u32, (c.n_heads + c.n_kv_heads) as u32),
         )?;
-        b.dispatch(
-            AttentionScores { f16_cache },
-            &AttentionScoresBindings {
+        b.dispatch_pair(
+            flash.map(|kernel| (kernel, kernel.grid(kv_heads))),
+            &FlashAttentionBindings {
                 q: &q,
                 k_cache,
-                scores: &scores,
+                v_cache,
+                partial_o: &partial_o,
+                partial_ml: &partial_ml,
                 heads: &head_uniform,
                 step,
             },
-            AttentionScores::grid(c.n_heads as u32),
         )?;
         b.dispatch(
-            AttentionOutput { f16_cache },
-            &AttentionOutputBindings {
-                scores: &scores,
-                v_cache,
+            AttentionReduce,
+            &AttentionReduceBindings {
+                partial_o: &partial_o,
+                partial_ml: &partial_ml,
                 out: &attention,
                 heads: &head_uniform,
                 step,
             },
-            AttentionOutput::grid(c.n_heads as u32),
+            AttentionReduce::grid(c.n_heads as u32),
         )?;
         b.matmul(&layer.o, &attention, &residual, None, ACCUMULATE, 0)?;
         b.dispatch(
@@ -424,7 +454,8 @@ pub(super) fn assemble(
         k,
         v,
         attention,
-        scores,
+        partial_o,
+        partial_ml,
         gate,
         up,
         final_normed,

@@ -9,6 +9,7 @@ pub mod common;
 pub mod dequant;
 pub mod embed;
 pub mod matmul;
+pub mod matmul_tiled;
 pub mod rms_norm;
 pub mod rope_store;
 
@@ -42,15 +43,16 @@ pub fn registry() -> Vec<VariantInfo> {
             .filter_map(info),
     );
     all.extend(
-        attention::AttentionScores::variants()
+        matmul_tiled::MatMulTiled::variants()
             .into_iter()
             .filter_map(info),
     );
     all.extend(
-        attention::AttentionOutput::variants()
+        attention::FlashAttention::variants()
             .into_iter()
             .filter_map(info),
     );
+    all.extend([attention::AttentionReduce].into_iter().filter_map(info));
     all.extend([argmax::Argmax].into_iter().filter_map(info));
     all
 }
