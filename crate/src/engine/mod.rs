@@ -26,4 +26,6 @@ pub use runtime::{Engine, Readback, StepOutput};
 pub use weights::Matrix;
 
 #[cfg(test)]
+mod attention_tests;
+#[cfg(test)]
 mod tests;

@@ -1,0 +1,220 @@
+//! Flash attention on the GPU path against causal softmax attention computed in f64 on the CPU:
+//! decode and prefill steps over several splits, GQA group shapes of the Qwen2 family, f32 and
+//! f16 KV caches.
+
+use half::f16;
+
+use super::recording::{record, Builder, StepStats};
+use crate::gpu::{GpuContext, GpuOptions};
+use crate::kernels::attention::{
+    AttentionReduce, AttentionReduceBindings, FlashAttention, FlashAttentionBindings, HeadParams,
+    MIN_SPLIT_LEN,
+};
+use crate::kernels::common::StepUniform;
+
+/// A deterministic pseudo-random sequence in [-1, 1).
+fn noise(n: usize, seed: u32) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+struct Shape {
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+}
+
+/// Runs one attention step of `n_tokens` queries at cache position `pos` over a cache of
+/// `pos + n_tokens` random keys and values and compares every output with the CPU.
+fn check(ctx: &GpuContext, shape: &Shape, f16_cache: bool, pos: usize, n_tokens: usize) {
+    let Shape {
+        n_heads,
+        n_kv_heads,
+        head_dim,
+    } = *shape;
+    let seq_len = pos + n_tokens;
+    let kv_width = n_kv_heads * head_dim;
+    // Scaled so that softmax weights spread unevenly over many positions.
+    let q: Vec<f32> = noise(n_tokens * n_heads * head_dim, 1)
+        .iter()
+        .map(|x| x * 3.0)
+        .collect();
+    let mut k = noise(seq_len * kv_width, 2);
+    let mut v = noise(seq_len * kv_width, 3);
+    if f16_cache {
+        for x in k.iter_mut().chain(v.iter_mut()) {
+            *x = f16::from_f32(*x).to_f32();
+        }
+    }
+    let cache_bytes = |values: &[f32]| -> Vec<u8> {
+        match f16_cache {
+            true => values
+                .iter()
+                .flat_map(|x| f16::from_f32(*x).to_le_bytes())
+                .collect(),
+            false => bytemuck::cast_slice(values).to_vec(),
+        }
+    };
+    let buffer = |label: &str, bytes: &[u8]| {
+        let b = ctx.storage_buffer(label, bytes.len() as u64).unwrap();
+        ctx.queue.write_buffer(&b, 0, bytes);
+        b
+    };
+    let q_buf = buffer("q", bytemuck::cast_slice(&q));
+    let k_buf = buffer("k", &cache_bytes(&k));
+    let v_buf = buffer("v", &cache_bytes(&v));
+    let n = n_tokens as u64;
+    let (heads, dim) = (n_heads as u64, head_dim as u64);
+    let partial_o = ctx
+        .storage_buffer("o", FlashAttention::partial_floats(n, heads, dim) * 4)
+        .unwrap();
+    let partial_ml = ctx
+        .storage_buffer("ml", FlashAttention::partial_floats(n, heads, 2) * 4)
+        .unwrap();
+    let out_len = n_tokens * n_heads * head_dim;
+    let out = ctx.storage_buffer("out", out_len as u64 * 4).unwrap();
+
+    let step_value = StepUniform {
+        n_tokens: n_tokens as u32,
+        pos: pos as u32,
+        seq_len: seq_len as u32,
+        _pad: 0,
+    };
+    let step = ctx.uniform("step", &step_value);
+    let mut b = Builder::new(ctx, &step).unwrap();
+    let head_uniform = b.uniform(
+        "heads",
+        &HeadParams {
+            n_heads: n_heads as u32,
+            n_kv_heads: n_kv_heads as u32,
+            head_dim: head_dim as u32,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+        },
+    );
+    let pair = FlashAttention::pair(f16_cache, (n_heads / n_kv_heads) as u32, head_dim as u32);
+    b.dispatch_pair(
+        pair.map(|kernel| (kernel, kernel.grid(n_kv_heads as u32))),
+        &FlashAttentionBindings {
+            q: &q_buf,
+            k_cache: &k_buf,
+            v_cache: &v_buf,
+            partial_o: &partial_o,
+            partial_ml: &partial_ml,
+            heads: &head_uniform,
+            step: &step,
+        },
+    )
+    .unwrap();
+    b.dispatch(
+        AttentionReduce,
+        &AttentionReduceBindings {
+            partial_o: &partial_o,
+            partial_ml: &partial_ml,
+            out: &out,
+            heads: &head_uniform,
+            step: &step,
+        },
+        AttentionReduce::grid(n_heads as u32),
+    )
+    .unwrap();
+    let dispatches = b.take();
+    let staging = ctx.staging_buffer("staging", out_len as u64 * 4);
+    let mut encoder = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+        let mut stats = StepStats::default();
+        record(
+            &mut pass,
+            &dispatches,
+            n_tokens as u32,
+            seq_len as u32,
+            &mut stats,
+        );
+    }
+    encoder.copy_buffer_to_buffer(&out, 0, &staging, 0, out_len as u64 * 4);
+    ctx.queue.submit([encoder.finish()]);
+    let bytes = pollster::block_on(ctx.read_staging(&staging, out_len as u64 * 4)).unwrap();
+    let got: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+
+    let group = n_heads / n_kv_heads;
+    let scale = 1.0 / (head_dim as f64).sqrt();
+    for t in 0..n_tokens {
+        for h in 0..n_heads {
+            let kv_h = h / group;
+            let qv = &q[(t * n_heads + h) * head_dim..][..head_dim];
+            let visible = pos + t + 1;
+            let scores: Vec<f64> = (0..visible)
+                .map(|p| {
+                    let kp = &k[p * kv_width + kv_h * head_dim..][..head_dim];
+                    qv.iter()
+                        .zip(kp)
+                        .map(|(a, b)| *a as f64 * *b as f64)
+                        .sum::<f64>()
+                        * scale
+                })
+                .collect();
+            let max = scores.iter().cloned().fold(f64::MIN, f64::max);
+            let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+            let total: f64 = weights.iter().sum();
+            for d in 0..head_dim {
+                let exact: f64 = (0..visible)
+                    .map(|p| weights[p] * v[p * kv_width + kv_h * head_dim + d] as f64)
+                    .sum::<f64>()
+                    / total;
+                let g = got[(t * n_heads + h) * head_dim + d] as f64;
+                assert!(
+                    (g - exact).abs() < 2e-5,
+                    "{n_heads}x{head_dim} f16 {f16_cache}, pos {pos}, {n_tokens} tokens: token \
+                     {t} head {h} dim {d}: gpu {g} cpu {exact}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn flash_attention_matches_cpu_softmax_attention() {
+    let ctx = pollster::block_on(GpuContext::new(&GpuOptions::default()))
+        .expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers, via scripts/setup)");
+    assert!(ctx.f16, "the test adapter has shader-f16");
+    let split = MIN_SPLIT_LEN as usize;
+    let shapes = [
+        // Qwen2.5-0.5B: 14 heads over 2 KV heads of 64.
+        Shape {
+            n_heads: 14,
+            n_kv_heads: 2,
+            head_dim: 64,
+        },
+        // Qwen2.5-7B's heads of 128 (two of its four KV heads, groups of 7).
+        Shape {
+            n_heads: 14,
+            n_kv_heads: 2,
+            head_dim: 128,
+        },
+        // The tiny test model: heads of 16, four positions summed side by side.
+        Shape {
+            n_heads: 4,
+            n_kv_heads: 2,
+            head_dim: 16,
+        },
+    ];
+    for shape in &shapes {
+        for f16_cache in [false, true] {
+            // Decode: one split, then several (split-K), the last one partly filled.
+            check(&ctx, shape, f16_cache, 5, 1);
+            check(&ctx, shape, f16_cache, 3 * split + 40, 1);
+            // Prefill: a chunk starting at 0, and one whose keys span several splits.
+            check(&ctx, shape, f16_cache, 0, 37);
+            check(&ctx, shape, f16_cache, 2 * split - 10, 21);
+        }
+    }
+}
