@@ -169,7 +169,7 @@ pub struct EngineArgs {
     #[arg(long, default_value_t = 4096)]
     context: usize,
     /// Tokens per prefill submission.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 256)]
     prefill_chunk: usize,
     /// Cap on one GPU storage binding in bytes (forces weight splitting; for testing).
     #[arg(long)]
