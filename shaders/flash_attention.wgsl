@@ -5,13 +5,14 @@
 // Writes the unnormalised sum and (running max, sum of weights) per row; attention_reduce.wgsl
 // combines the splits. Decode uses many splits (split-K), prefill few.
 // Dispatch: (splits, n_kv_heads, ceil(n_tokens * GROUP / ROWS)).
-// Composed in crate/src/kernels/attention.rs: Step, Heads, `alias kv`, GROUP, HEAD_DIM, ROWS,
-// LANES (positions summed side by side in the V pass), DPT (dimensions per invocation).
+// Composed in crate/src/kernels/attention.rs: Step, Heads, the cache type's aliases (`kv4`,
+// `kv1`) and reads (load_k4: four key values by element index / 4; load_v: one value), GROUP,
+// HEAD_DIM, ROWS, LANES (positions summed side by side in the V pass), DPT (dimensions per
+// invocation).
 
 @group(0) @binding(0) var<storage, read> Q: array<vec4<f32>>;
-// `kv` is f16 where the adapter has shader-f16, else f32 (an alias the module declares).
-@group(0) @binding(1) var<storage, read> K_CACHE: array<vec4<kv>>;
-@group(0) @binding(2) var<storage, read> V_CACHE: array<kv>;
+@group(0) @binding(1) var<storage, read> K_CACHE: array<kv4>;
+@group(0) @binding(2) var<storage, read> V_CACHE: array<kv1>;
 // Per (split, token, head): sum over the split of exp(score - max) * V, HEAD_DIM floats.
 @group(0) @binding(3) var<storage, read_write> PARTIAL_O: array<f32>;
 // Per (split, token, head): (max score, sum of exp(score - max)).
@@ -75,7 +76,7 @@ fn main(
         if (p < end) {
             let k = (p * P.n_kv_heads + kv_head) * D4;
             for (var c = 0u; c < D4; c++) {
-                let kc = vec4<f32>(K_CACHE[k + c]);
+                let kc = load_k4(k + c);
                 for (var r = 0u; r < ROWS; r++) {
                     scores[r] += dot(q_tile[r * D4 + c], kc);
                 }
@@ -119,7 +120,7 @@ fn main(
         for (var j = lane; j < BLOCK && b + j < end; j += LANES) {
             let v = (b + j) * kv_width + kv_head * HEAD_DIM + d_first;
             for (var e = 0u; e < DPT; e++) {
-                let value = f32(V_CACHE[v + e * SPAN]);
+                let value = load_v(v + e * SPAN);
                 for (var r = 0u; r < ROWS; r++) {
                     acc[r * DPT + e] += weights[r * BLOCK + j] * value;
                 }

@@ -18,6 +18,7 @@ mod recording;
 mod runtime;
 mod weights;
 
+pub use crate::kernels::kv_cache::KvCacheType;
 pub use error::{EngineError, EngineOptions};
 pub use loader::{CheckedModel, DataRange, LoadProgress, ModelLoad, WeightLoader};
 pub use qwen2::check_model;

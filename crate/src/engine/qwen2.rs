@@ -11,6 +11,7 @@ use crate::kernels::attention::{
     supports_head_dim, AttentionReduce, AttentionReduceBindings, FlashAttention,
     FlashAttentionBindings, HeadParams,
 };
+use crate::kernels::kv_cache::KvCacheType;
 use crate::kernels::matmul::{ACCUMULATE, TIMES_SILU_OF_AUX};
 use crate::kernels::rms_norm::{NormParams, RmsNorm, RmsNormBindings};
 use crate::kernels::rope_store::{RopeStore, RopeStoreBindings};
@@ -208,7 +209,7 @@ pub(super) struct Plan {
     pub capacity: usize,
     /// Most tokens per prefill submission (its scratch must fit one binding).
     pub chunk: usize,
-    pub f16_cache: bool,
+    pub cache: KvCacheType,
 }
 
 /// Plans `options` for `config` on `ctx`'s device; a context whose KV cache or scratch cannot
@@ -225,10 +226,29 @@ pub(super) fn plan(
         .context_length
         .min(rope.max_context(c.context_length))
         .max(1);
-    let f16_cache = ctx.f16;
+    let cache = match options.kv_cache {
+        None if ctx.f16 => KvCacheType::F16,
+        None => KvCacheType::F32,
+        Some(KvCacheType::F16) if !ctx.f16 => {
+            return Err(EngineError::Unsupported {
+                message: "an f16 KV cache needs shader-f16, which this GPU lacks (use f32 or q8_0)"
+                    .into(),
+            })
+        }
+        Some(cache) => cache,
+    };
+    if !cache.supports_head_dim(c.head_dim) {
+        return Err(EngineError::Unsupported {
+            message: format!(
+                "a {} KV cache needs heads of a multiple of 64 values; this model's have {}",
+                cache.name(),
+                c.head_dim
+            ),
+        });
+    }
     let limit = ctx.max_binding_bytes;
     // Bytes per cached token of each buffer that grows with the context.
-    let kv_per_token = (c.n_kv_heads * c.head_dim) as u64 * if f16_cache { 2 } else { 4 };
+    let kv_per_token = cache.bytes((c.n_kv_heads * c.head_dim) as u64);
     let rope_per_token = c.head_dim as u64 * 4;
     for (what, per_token) in [
         ("a layer's KV cache", kv_per_token),
@@ -260,7 +280,7 @@ pub(super) fn plan(
         rope,
         capacity,
         chunk,
-        f16_cache,
+        cache,
     })
 }
 
@@ -278,7 +298,7 @@ pub(super) fn assemble(
         rope: rope_scaling,
         capacity,
         chunk,
-        f16_cache,
+        cache,
     } = plan(&ctx, c, options)?;
     let h = c.hidden_size as u64;
     let kv_width = (c.n_kv_heads * c.head_dim) as u64;
@@ -286,7 +306,7 @@ pub(super) fn assemble(
     let heads = c.n_heads as u64;
     let n = chunk as u64;
 
-    let cache_bytes = capacity as u64 * kv_width * if f16_cache { 2 } else { 4 };
+    let cache_bytes = cache.bytes(capacity as u64 * kv_width);
     let mut caches = Vec::with_capacity(c.n_layers);
     for i in 0..c.n_layers {
         caches.push((
@@ -331,13 +351,16 @@ pub(super) fn assemble(
             n_kv_heads: c.n_kv_heads as u32,
             head_dim: c.head_dim as u32,
             scale: 1.0 / (c.head_dim as f32).sqrt(),
+            kv_scales_at: match cache {
+                KvCacheType::Q8_0 => (capacity as u64 * kv_width / 4) as u32,
+                _ => 0,
+            },
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
         },
     );
-    let flash = FlashAttention::pair(
-        f16_cache,
-        (c.n_heads / c.n_kv_heads) as u32,
-        c.head_dim as u32,
-    );
+    let flash = FlashAttention::pair(cache, (c.n_heads / c.n_kv_heads) as u32, c.head_dim as u32);
     let kv_heads = c.n_kv_heads as u32;
     let norm = |last_only: bool| NormParams {
         n: c.hidden_size as u32,
@@ -365,7 +388,7 @@ pub(super) fn assemble(
         b.matmul(&layer.k, &normed, &k, Some(&layer.k_bias), 0, 0)?;
         b.matmul(&layer.v, &normed, &v, Some(&layer.v_bias), 0, 0)?;
         b.dispatch(
-            RopeStore { f16_cache },
+            RopeStore { cache },
             &RopeStoreBindings {
                 q: &q,
                 k: &k,

@@ -7,6 +7,7 @@ use crate::gpu::{Extent, Grid, Kernel, Module};
 use crate::{kernel_bindings, wgsl_uniform};
 
 use super::common::StepUniform;
+use super::kv_cache::{with_cache, KvCacheType};
 
 wgsl_uniform! {
     /// Attention geometry, shared by RoPE/KV store and attention.
@@ -16,6 +17,11 @@ wgsl_uniform! {
         head_dim: u32,
         /// 1 / sqrt(head_dim)
         scale: f32,
+        /// Where a q8_0 cache's scales start (in words of its buffer); 0 for other types.
+        kv_scales_at: u32,
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
     }
 }
 
@@ -30,16 +36,12 @@ pub const MAX_PREFILL_SPLITS: u32 = 4;
 /// fit 16 KiB of workgroup memory at head dimension 128.
 const PREFILL_ROWS: u32 = 16;
 
-/// A module over a KV cache whose element type `kv` is f16 or f32.
-pub(super) fn kv_module(body: &'static str, f16_cache: bool) -> Module {
+/// A module over a KV cache of type `cache`, which it reads or (`write`) writes.
+pub(super) fn kv_module(body: &'static str, cache: KvCacheType, write: bool) -> Module {
     let module = Module::new(body)
         .uniform::<StepUniform>()
         .uniform::<HeadParams>();
-    if f16_cache {
-        module.enable("f16").alias("kv", "f16")
-    } else {
-        module.alias("kv", "f32")
-    }
+    with_cache(module, cache, write)
 }
 
 /// Whether the attention kernels handle heads of `head_dim` (its 64-wide workgroups cover a
@@ -51,7 +53,7 @@ pub fn supports_head_dim(head_dim: usize) -> bool {
 /// One split of flash attention for a tile of `rows` query rows of one KV head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlashAttention {
-    pub f16_cache: bool,
+    pub cache: KvCacheType,
     /// Query heads per KV head.
     pub group: u32,
     pub head_dim: u32,
@@ -74,14 +76,20 @@ impl Kernel for FlashAttention {
     type Bindings<'a> = FlashAttentionBindings<'a>;
 
     fn module(&self) -> Option<Module> {
-        if !supports_head_dim(self.head_dim as usize) || self.group == 0 || self.rows == 0 {
+        let head_dim = self.head_dim as usize;
+        if !supports_head_dim(head_dim)
+            || !self.cache.supports_head_dim(head_dim)
+            || self.group == 0
+            || self.rows == 0
+        {
             return None;
         }
         let lanes = (64 / self.head_dim).max(1);
         Some(
             kv_module(
                 include_str!("../../../shaders/flash_attention.wgsl"),
-                self.f16_cache,
+                self.cache,
+                false,
             )
             .constant("GROUP", self.group)
             .constant("HEAD_DIM", self.head_dim)
@@ -94,9 +102,9 @@ impl Kernel for FlashAttention {
 
 impl FlashAttention {
     /// The decode and prefill variants for a model's heads.
-    pub fn pair(f16_cache: bool, group: u32, head_dim: u32) -> [FlashAttention; 2] {
+    pub fn pair(cache: KvCacheType, group: u32, head_dim: u32) -> [FlashAttention; 2] {
         [group.min(PREFILL_ROWS), PREFILL_ROWS].map(|rows| FlashAttention {
-            f16_cache,
+            cache,
             group,
             head_dim,
             rows,
@@ -104,14 +112,15 @@ impl FlashAttention {
     }
 
     /// The shapes of Qwen2 models (0.5B: 7 × 64, 7B: 7 × 128, 3B: 8 × 128, the tiny test
-    /// model's 16-wide heads), both cache types.
+    /// model's 16-wide heads), every cache type that takes them.
     pub fn variants() -> Vec<FlashAttention> {
         [(7, 64), (7, 128), (8, 128), (2, 16)]
             .into_iter()
             .flat_map(|(group, head_dim)| {
-                [false, true].map(|f16| FlashAttention::pair(f16, group, head_dim))
+                KvCacheType::ALL.map(|cache| FlashAttention::pair(cache, group, head_dim))
             })
             .flatten()
+            .filter(|kernel| kernel.cache.supports_head_dim(kernel.head_dim as usize))
             .collect()
     }
 

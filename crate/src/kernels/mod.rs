@@ -8,6 +8,7 @@ pub mod attention;
 pub mod common;
 pub mod dequant;
 pub mod embed;
+pub mod kv_cache;
 pub mod matmul;
 pub mod matmul_tiled;
 pub mod rms_norm;
