@@ -106,10 +106,10 @@ fn check(ctx: &GpuContext, shape: &Shape, cache: KvCacheType, pos: usize, n_toke
     let n = n_tokens as u64;
     let (heads, dim) = (n_heads as u64, head_dim as u64);
     let partial_o = ctx
-        .storage_buffer("o", FlashAttention::partial_floats(n, heads, dim) * 4)
+        .storage_buffer("o", FlashAttention::partial_rows(n, heads) * dim * 4)
         .unwrap();
     let partial_ml = ctx
-        .storage_buffer("ml", FlashAttention::partial_floats(n, heads, 2) * 4)
+        .storage_buffer("ml", FlashAttention::partial_rows(n, heads) * 2 * 4)
         .unwrap();
     let out_len = n_tokens * n_heads * head_dim;
     let out = ctx.storage_buffer("out", out_len as u64 * 4).unwrap();

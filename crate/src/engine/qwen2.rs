@@ -268,7 +268,7 @@ pub(super) fn plan(
     // The largest per-token scratch: the FFN activations or the attention splits' partial sums.
     let (heads, head_dim) = (c.n_heads as u64, c.head_dim as u64);
     let scratch_bytes = |tokens: u64| {
-        (FlashAttention::partial_floats(tokens, heads, head_dim) * 4)
+        (FlashAttention::partial_rows(tokens, heads) * head_dim * 4)
             .max(tokens * c.ffn_size as u64 * 4)
     };
     let mut chunk = (options.prefill_chunk.max(1) as u64).min(capacity as u64);
@@ -323,14 +323,9 @@ pub(super) fn assemble(
     let v = scratch("v", n * kv_width * 4)?;
     let attention = scratch("attention", n * h * 4)?;
     let head_dim = c.head_dim as u64;
-    let partial_o = scratch(
-        "attention-partial-o",
-        FlashAttention::partial_floats(n, heads, head_dim) * 4,
-    )?;
-    let partial_ml = scratch(
-        "attention-partial-ml",
-        FlashAttention::partial_floats(n, heads, 2),
-    )?;
+    let partial_rows = FlashAttention::partial_rows(n, heads);
+    let partial_o = scratch("attention-partial-o", partial_rows * head_dim * 4)?;
+    let partial_ml = scratch("attention-partial-ml", partial_rows * 2 * 4)?;
     let gate = scratch("gate", n * ffn * 4)?;
     let up = scratch("up", n * ffn * 4)?;
     let final_normed = scratch("final_normed", h * 4)?;

@@ -140,11 +140,12 @@ impl FlashAttention {
         ])
     }
 
-    /// Floats of the partial sums a step of `tokens` tokens writes (the most splits of either
-    /// kind of step); the (max, sum) pairs take `2 / head_dim` of that.
-    pub fn partial_floats(tokens: u64, n_heads: u64, head_dim: u64) -> u64 {
+    /// Rows (split × token × head) of partial results a step of up to `tokens` tokens writes,
+    /// for the most splits of either kind of step: `PARTIAL_O` holds `head_dim` floats a row,
+    /// `PARTIAL_ML` two.
+    pub fn partial_rows(tokens: u64, n_heads: u64) -> u64 {
         let splits = u64::from(MAX_DECODE_SPLITS).max(u64::from(MAX_PREFILL_SPLITS) * tokens);
-        splits * n_heads * head_dim
+        splits * n_heads
     }
 }
 
