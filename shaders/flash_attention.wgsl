@@ -69,10 +69,15 @@ fn main(
     let lane = lid / SPAN;
     let d_first = lid % SPAN;
 
+    // Declared once and cleared per block: Chromium's WebGPU (SwiftShader, measured) does not
+    // zero a `var` array declared inside a loop on each iteration as WGSL says it must.
+    var scores: array<f32, ROWS>;
     for (var b = start; b < end; b += BLOCK) {
         // Scores: invocation lid takes position b + lid against every row.
         let p = b + lid;
-        var scores: array<f32, ROWS>;
+        for (var r = 0u; r < ROWS; r++) {
+            scores[r] = 0.0;
+        }
         if (p < end) {
             let k = (p * P.n_kv_heads + kv_head) * D4;
             for (var c = 0u; c < D4; c++) {

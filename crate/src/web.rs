@@ -140,6 +140,8 @@ struct CreateOptions {
     rope_scaling: Option<RopeScalingOverride>,
     /// `'f16' | 'f32' | 'q8_0'`.
     kv_cache: Option<KvCacheType>,
+    /// Most tokens per prefill submission.
+    prefill_chunk: Option<usize>,
 }
 
 enum State {
@@ -192,6 +194,9 @@ impl WebEngine {
                 .unwrap_or(EngineOptions::default().context_length),
             rope_scaling: options.rope_scaling,
             kv_cache: options.kv_cache,
+            prefill_chunk: options
+                .prefill_chunk
+                .unwrap_or(EngineOptions::default().prefill_chunk),
             ..EngineOptions::default()
         };
         let load = checked

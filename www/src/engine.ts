@@ -181,15 +181,18 @@ function shardHashes(sha256: EngineOptions['sha256'], shardCount: number): strin
 }
 
 function engineCreateOptions(options: EngineOptions): Record<string, unknown> {
-  const { contextLength, ropeScaling, kvCache } = options;
-  if (contextLength !== undefined && !(Number.isInteger(contextLength) && contextLength > 0)) {
-    throw new InvalidRequestError(`contextLength must be a positive integer, got ${contextLength}`);
+  const { contextLength, ropeScaling, kvCache, prefillChunk } = options;
+  for (const [name, value] of [['contextLength', contextLength], ['prefillChunk', prefillChunk]] as const) {
+    if (value !== undefined && !(Number.isInteger(value) && value > 0)) {
+      throw new InvalidRequestError(`${name} must be a positive integer, got ${value}`);
+    }
   }
   return {
     ...(contextLength !== undefined ? { contextLength } : {}),
     // The wasm side checks the fields (unknown ones, a factor below 1) with typed errors.
     ...(ropeScaling !== undefined ? { ropeScaling } : {}),
     ...(kvCache !== undefined ? { kvCache } : {}),
+    ...(prefillChunk !== undefined ? { prefillChunk } : {}),
     disableF16: options.disableF16 === true,
     disableSubgroups: options.disableSubgroups === true,
   };

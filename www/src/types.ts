@@ -21,6 +21,8 @@ export interface EngineOptions {
    * or 'q8_0' (8-bit blocks, about half of f16's memory: long contexts on smaller GPUs).
    */
   kvCache?: 'f16' | 'f32' | 'q8_0';
+  /** Most prompt tokens per GPU submission while prefilling (default 256). */
+  prefillChunk?: number;
   /** Use an f32 KV cache even where the adapter has shader-f16. */
   disableF16?: boolean;
   /** Use the kernels without subgroup operations even where the adapter has them. */
