@@ -43,7 +43,10 @@ pub fn bench(
     let decode = engine.last_step_stats().clone();
     let decode_tps = gen_tokens as f64 / decode_s.max(1e-9);
     let doc = json!({
-        "adapter": engine.gpu().adapter_description(),
+        "adapter": match engine.gpu() {
+            Some(gpu) => gpu.adapter_description(),
+            None => format!("cpu, {} threads", args.threads()),
+        },
         "model": model.display().to_string(),
         "load_s": load_s,
         "prompt_tokens": prompt_tokens,
@@ -54,7 +57,10 @@ pub fn bench(
         "weight_bytes_per_token": decode.weight_bytes_read,
         "achieved_gb_per_s": decode.weight_bytes_read as f64 * decode_tps / 1e9,
         "dispatches_per_token": decode.dispatches,
-        "dispatches_per_layer": engine.dispatches_per_layer(),
+        "dispatches_per_layer": match &engine {
+            Engine::Gpu(gpu) => Some(gpu.dispatches_per_layer()),
+            Engine::Cpu(_) => None,
+        },
         "submits_per_token": decode.submits,
         "bytes_read_back_per_token": decode.bytes_read_back,
     });
