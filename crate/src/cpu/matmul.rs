@@ -98,7 +98,10 @@ pub(crate) fn matmul(w: &CpuMatrix, a: &Activations, out: &mut [f32]) {
 /// Rows `first..` of `w` into `out` (row-major: each row's `n` token results).
 fn rows(w: &CpuMatrix, x: &[f32], q: &[Quantized], first: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c")
+    {
         // SAFETY: the CPU has the features `rows_avx2` is compiled for.
         return unsafe { rows_avx2(w, x, q, first, out) };
     }
@@ -106,13 +109,38 @@ fn rows(w: &CpuMatrix, x: &[f32], q: &[Quantized], first: usize, out: &mut [f32]
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn rows_avx2(w: &CpuMatrix, x: &[f32], q: &[Quantized], first: usize, out: &mut [f32]) {
-    rows_portable(w, x, q, first, out)
+    use super::avx2::{dot_q5_0_row, dot_q8_0_row};
+    // Q8_0 and Q5_0 (most of a Q4_K_M model) are dotted straight from their blocks.
+    let fused = match w.ty {
+        GgmlType::Q8_0 => dot_q8_0_row,
+        GgmlType::Q5_0 => dot_q5_0_row,
+        _ => return rows_with::<true>(w, x, q, first, out),
+    };
+    let n = q.len().max(1);
+    for (i, results) in out.chunks_exact_mut(n).enumerate() {
+        let row = w.row(first + i);
+        for (r, a) in results.iter_mut().zip(q) {
+            *r = fused(row, a);
+        }
+    }
 }
 
-#[inline(always)]
 fn rows_portable(w: &CpuMatrix, x: &[f32], q: &[Quantized], first: usize, out: &mut [f32]) {
+    rows_with::<false>(w, x, q, first, out)
+}
+
+/// The row loop; `AVX2`: the integer dots in AVX2 (only ever set on x86-64 CPUs with AVX2,
+/// FMA and F16C).
+#[inline(always)]
+fn rows_with<const AVX2: bool>(
+    w: &CpuMatrix,
+    x: &[f32],
+    q: &[Quantized],
+    first: usize,
+    out: &mut [f32],
+) {
     let n = (x.len() / w.cols).max(1);
     let form = form(w.ty);
     let mut u = Unpacked::default();
@@ -121,12 +149,22 @@ fn rows_portable(w: &CpuMatrix, x: &[f32], q: &[Quantized], first: usize, out: &
         match form {
             Form::Block32 => {
                 for (r, a) in results.iter_mut().zip(q) {
-                    *r = dot_block32(&u, a);
+                    *r = match AVX2 {
+                        // SAFETY: AVX2 is only set where the CPU has AVX2 and FMA.
+                        #[cfg(target_arch = "x86_64")]
+                        true => unsafe { super::avx2::dot_block32(&u, a) },
+                        _ => dot_block32(&u, a),
+                    };
                 }
             }
             Form::Super256 => {
                 for (r, a) in results.iter_mut().zip(q) {
-                    *r = dot_super256(&u, a);
+                    *r = match AVX2 {
+                        // SAFETY: as above.
+                        #[cfg(target_arch = "x86_64")]
+                        true => unsafe { super::avx2::dot_super256(&u, a) },
+                        _ => dot_super256(&u, a),
+                    };
                 }
             }
             Form::Float => {

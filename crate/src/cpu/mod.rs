@@ -3,13 +3,16 @@
 //! and a thread pool.
 //!
 //! - [`weights`]: the tensors read from the file;
-//! - [`quant_dot`]: activation quantization and per-type dot products;
+//! - [`quant_dot`]: activation quantization and per-type dot products; `avx2`: their x86-64
+//!   AVX2 forms;
 //! - [`matmul`]: rows across threads, AVX2 where the CPU has it;
 //! - [`attention`]: RoPE, KV cache, attention;
 //! - [`forward`]: the layers over a chunk of tokens;
 //! - [`parallel`]: the threads.
 
 mod attention;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod forward;
 mod matmul;
 mod parallel;

@@ -246,12 +246,14 @@ pub(crate) fn unpack(ty: GgmlType, bytes: &[u8], cols: usize, out: &mut Unpacked
     }
 }
 
+/// `Σ a[i] × b[i]` over `N` values. Wrapping arithmetic (|sum| ≤ N × 128², far from
+/// overflow) so that builds with overflow checks (tests) vectorize it too.
 #[inline(always)]
 fn dot_i8<const N: usize>(a: &[i8], b: &[i8]) -> i32 {
     let (a, b) = (&a[..N], &b[..N]);
     let mut sum = 0i32;
     for i in 0..N {
-        sum += i32::from(a[i]) * i32::from(b[i]);
+        sum = sum.wrapping_add(i32::from(a[i]).wrapping_mul(i32::from(b[i])));
     }
     sum
 }
@@ -280,7 +282,9 @@ pub(crate) fn dot_super256(w: &Unpacked, a: &Quantized) -> f32 {
         let mut msum = 0f32;
         for g in 0..16 {
             let at = g * 16;
-            isum += w.scales[b * 16 + g] * dot_i8::<16>(&wq[at..], &aq[at..]);
+            isum = isum.wrapping_add(
+                w.scales[b * 16 + g].wrapping_mul(dot_i8::<16>(&wq[at..], &aq[at..])),
+            );
             msum += w.mins[b * 16 + g] as f32 * a.sums[b * 16 + g];
         }
         sum += (w.d[b] * a.d[b]) * isum as f32 - (w.m[b] * a.d[b]) * msum;
@@ -397,6 +401,62 @@ mod tests {
                 (ours as f64 - exact).abs() <= 0.01 * scale,
                 "{ty}: {ours} vs exact {exact}"
             );
+        }
+    }
+
+    /// The AVX2 dots (from unpacked rows, and straight from Q8_0/Q5_0 blocks) equal the
+    /// portable ones up to f32 summation order.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_dots_match_the_portable_ones() {
+        use crate::cpu::avx2;
+        assert!(
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("f16c"),
+            "this test needs an x86-64 CPU with AVX2, FMA and F16C"
+        );
+        let cols = 512;
+        let x: Vec<f32> = (0..cols)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 13.0)
+            .collect();
+        for ty in [
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q5_1,
+            GgmlType::Q8_0,
+            GgmlType::Q4K,
+            GgmlType::Q5K,
+            GgmlType::Q6K,
+        ] {
+            let row = random_row(ty, cols);
+            let mut a = Quantized::default();
+            let mut u = Unpacked::default();
+            unpack(ty, &row, cols, &mut u);
+            let (portable, simd) = match form(ty) {
+                Form::Block32 => {
+                    quantize_block32(&x, &mut a);
+                    // SAFETY: the features were asserted above.
+                    (dot_block32(&u, &a), unsafe { avx2::dot_block32(&u, &a) })
+                }
+                _ => {
+                    quantize_super256(&x, &mut a);
+                    // SAFETY: as above.
+                    (dot_super256(&u, &a), unsafe { avx2::dot_super256(&u, &a) })
+                }
+            };
+            let close = |v: f32| (v - portable).abs() <= 1e-4 * portable.abs().max(1.0);
+            assert!(close(simd), "{ty}: {simd} vs {portable}");
+            // SAFETY: as above.
+            let fused = match ty {
+                GgmlType::Q8_0 => Some(unsafe { avx2::dot_q8_0_row(&row, &a) }),
+                GgmlType::Q5_0 => Some(unsafe { avx2::dot_q5_0_row(&row, &a) }),
+                _ => None,
+            };
+            if let Some(fused) = fused {
+                assert!(close(fused), "{ty} from blocks: {fused} vs {portable}");
+            }
         }
     }
 

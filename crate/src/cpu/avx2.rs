@@ -1,0 +1,153 @@
+//! x86-64 AVX2 forms of the integer dot products in [`super::quant_dot`] (the same sums, as
+//! ggml's `mul_sum_i8_pairs`: |w| × sign-adjusted activations through `maddubs`), called only
+//! where the CPU has AVX2 and FMA.
+
+use std::arch::x86_64::*;
+
+use super::quant_dot::{Quantized, Unpacked};
+
+/// 8 lanes, lane `k` = `Σ x[4k..4k+4] × y[4k..4k+4]`.
+#[inline(always)]
+unsafe fn mul_sum_i8_pairs(x: __m256i, y: __m256i) -> __m256i {
+    let ax = _mm256_sign_epi8(x, x);
+    let sy = _mm256_sign_epi8(y, x);
+    let pairs = _mm256_maddubs_epi16(ax, sy);
+    _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
+}
+
+#[inline(always)]
+unsafe fn load(p: &[i8]) -> __m256i {
+    debug_assert!(p.len() >= 32);
+    _mm256_loadu_si256(p.as_ptr() as *const __m256i)
+}
+
+#[inline(always)]
+unsafe fn hsum_ps(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+#[inline(always)]
+unsafe fn hsum_epi32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01));
+    _mm_cvtsi128_si32(s)
+}
+
+/// [`super::quant_dot::dot_block32`] in AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn dot_block32(w: &Unpacked, a: &Quantized) -> f32 {
+    let blocks = w.d.len().min(a.d.len());
+    let (wq, aq) = (&w.q[..blocks * 32], &a.qs[..blocks * 32]);
+    let mut acc = _mm256_setzero_ps();
+    let mut mins = 0f32;
+    for b in 0..blocks {
+        let sums = mul_sum_i8_pairs(load(&wq[b * 32..]), load(&aq[b * 32..]));
+        let d = _mm256_set1_ps(w.d[b] * a.d[b]);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), acc);
+        mins += w.m[b] * a.sums[b];
+    }
+    hsum_ps(acc) + mins
+}
+
+/// [`super::quant_dot::dot_super256`] in AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn dot_super256(w: &Unpacked, a: &Quantized) -> f32 {
+    let blocks = w.d.len().min(a.d.len());
+    let (wq, aq) = (&w.q[..blocks * 256], &a.qs[..blocks * 256]);
+    let mut sum = 0f32;
+    for b in 0..blocks {
+        let mut isum = _mm256_setzero_si256();
+        let scales = &w.scales[b * 16..b * 16 + 16];
+        for pair in 0..8 {
+            let at = b * 256 + pair * 32;
+            let products = mul_sum_i8_pairs(load(&wq[at..]), load(&aq[at..]));
+            let (s0, s1) = (scales[2 * pair], scales[2 * pair + 1]);
+            let factors = _mm256_setr_epi32(s0, s0, s0, s0, s1, s1, s1, s1);
+            isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(products, factors));
+        }
+        let mut msum = 0f32;
+        for g in 0..16 {
+            msum += w.mins[b * 16 + g] as f32 * a.sums[b * 16 + g];
+        }
+        sum += (w.d[b] * a.d[b]) * hsum_epi32(isum) as f32 - (w.m[b] * a.d[b]) * msum;
+    }
+    sum
+}
+
+/// An f16's bits to f32 through F16C.
+#[inline(always)]
+unsafe fn f16_bits_to_f32(lo: u8, hi: u8) -> f32 {
+    let bits = i32::from(u16::from_le_bytes([lo, hi]));
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)))
+}
+
+/// 16 bytes of nibbles → 32 bytes: the low nibbles, then the high ones (ggml's layout).
+#[inline(always)]
+unsafe fn bytes_from_nibbles_32(p: &[u8]) -> __m256i {
+    debug_assert!(p.len() >= 16);
+    let packed = _mm_loadu_si128(p.as_ptr() as *const __m128i);
+    let both =
+        _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
+    _mm256_and_si256(_mm256_set1_epi8(0x0f), both)
+}
+
+/// Byte `i` is 0xff where bit `i` of `x` is set, else 0.
+#[inline(always)]
+unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(x as i32),
+        _mm256_set_epi64x(
+            0x0303_0303_0303_0303,
+            0x0202_0202_0202_0202,
+            0x0101_0101_0101_0101,
+            0,
+        ),
+    );
+    let bits = _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe));
+    _mm256_cmpeq_epi8(bits, _mm256_set1_epi64x(-1))
+}
+
+/// A raw Q8_0 row (blocks of 34 bytes) · one token's q8_0 activations, without unpacking.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q8_0_row(row: &[u8], a: &Quantized) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for ((block, aq), &ad) in row.chunks_exact(34).zip(a.qs.chunks_exact(32)).zip(&a.d) {
+        let w = _mm256_loadu_si256(block[2..34].as_ptr() as *const __m256i);
+        let sums = mul_sum_i8_pairs(w, load(aq));
+        let d = _mm256_set1_ps(f16_bits_to_f32(block[0], block[1]) * ad);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), acc);
+    }
+    hsum_ps(acc)
+}
+
+/// A raw Q5_0 row (blocks of 22 bytes) · one token's q8_0 activations, without unpacking:
+/// nibbles with the 5th bit's absence as 0xf0, which is the value minus 16 as a signed byte.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q5_0_row(row: &[u8], a: &Quantized) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for ((block, aq), &ad) in row.chunks_exact(22).zip(a.qs.chunks_exact(32)).zip(&a.d) {
+        let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+        let high = _mm256_andnot_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0xf0u8 as i8));
+        let w = _mm256_or_si256(bytes_from_nibbles_32(&block[6..22]), high);
+        let sums = mul_sum_i8_pairs(w, load(aq));
+        let d = _mm256_set1_ps(f16_bits_to_f32(block[0], block[1]) * ad);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), acc);
+    }
+    hsum_ps(acc)
+}
