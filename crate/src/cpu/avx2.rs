@@ -117,37 +117,81 @@ unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
     _mm256_cmpeq_epi8(bits, _mm256_set1_epi64x(-1))
 }
 
-/// A raw Q8_0 row (blocks of 34 bytes) · one token's q8_0 activations, without unpacking.
-///
-/// # Safety
-/// The CPU must have AVX2, FMA and F16C.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn dot_q8_0_row(row: &[u8], a: &Quantized) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for ((block, aq), &ad) in row.chunks_exact(34).zip(a.qs.chunks_exact(32)).zip(&a.d) {
-        let w = _mm256_loadu_si256(block[2..34].as_ptr() as *const __m256i);
-        let sums = mul_sum_i8_pairs(w, load(aq));
-        let d = _mm256_set1_ps(f16_bits_to_f32(block[0], block[1]) * ad);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), acc);
-    }
-    hsum_ps(acc)
+/// A Q8_0 block's 32 values and scale.
+#[inline(always)]
+unsafe fn q8_0_block(block: &[u8]) -> (__m256i, f32) {
+    let w = _mm256_loadu_si256(block[2..34].as_ptr() as *const __m256i);
+    (w, f16_bits_to_f32(block[0], block[1]))
 }
 
-/// A raw Q5_0 row (blocks of 22 bytes) · one token's q8_0 activations, without unpacking:
-/// nibbles with the 5th bit's absence as 0xf0, which is the value minus 16 as a signed byte.
+/// A Q5_0 block's 32 values and scale: nibbles with the 5th bit's absence as 0xf0, which is
+/// the value minus 16 as a signed byte.
+#[inline(always)]
+unsafe fn q5_0_block(block: &[u8]) -> (__m256i, f32) {
+    let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+    let high = _mm256_andnot_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0xf0u8 as i8));
+    let w = _mm256_or_si256(bytes_from_nibbles_32(&block[6..22]), high);
+    (w, f16_bits_to_f32(block[0], block[1]))
+}
+
+/// A raw row of blocks of 32 (`block_bytes` each, read by `decode`) · `T` tokens' q8_0
+/// activations: each weight block is decoded once for the `T` tokens.
+#[inline(always)]
+unsafe fn dot_blocks<const T: usize>(
+    row: &[u8],
+    block_bytes: usize,
+    decode: impl Fn(&[u8]) -> (__m256i, f32),
+    a: [&Quantized; T],
+) -> [f32; T] {
+    let mut acc = [_mm256_setzero_ps(); T];
+    for (b, block) in row.chunks_exact(block_bytes).enumerate() {
+        let (w, wd) = decode(block);
+        for t in 0..T {
+            let sums = mul_sum_i8_pairs(w, load(&a[t].qs[b * 32..]));
+            let d = _mm256_set1_ps(wd * a[t].d[b]);
+            acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), acc[t]);
+        }
+    }
+    acc.map(|v| hsum_ps(v))
+}
+
+/// A raw Q8_0 or Q5_0 row · each token's q8_0 activations in `q`, into `out`, without
+/// unpacking; `None` for other types.
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn dot_q5_0_row(row: &[u8], a: &Quantized) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for ((block, aq), &ad) in row.chunks_exact(22).zip(a.qs.chunks_exact(32)).zip(&a.d) {
-        let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
-        let high = _mm256_andnot_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0xf0u8 as i8));
-        let w = _mm256_or_si256(bytes_from_nibbles_32(&block[6..22]), high);
-        let sums = mul_sum_i8_pairs(w, load(aq));
-        let d = _mm256_set1_ps(f16_bits_to_f32(block[0], block[1]) * ad);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), acc);
+pub(crate) unsafe fn dot_row_from_blocks(
+    ty: crate::gguf::GgmlType,
+    row: &[u8],
+    q: &[Quantized],
+    out: &mut [f32],
+) -> Option<()> {
+    use crate::gguf::GgmlType;
+    match ty {
+        GgmlType::Q8_0 => for_tokens(row, 34, |b| q8_0_block(b), q, out),
+        GgmlType::Q5_0 => for_tokens(row, 22, |b| q5_0_block(b), q, out),
+        _ => return None,
     }
-    hsum_ps(acc)
+    Some(())
+}
+
+/// [`dot_blocks`] for each group of 4 tokens, then each token left.
+#[inline(always)]
+unsafe fn for_tokens(
+    row: &[u8],
+    block_bytes: usize,
+    decode: impl Fn(&[u8]) -> (__m256i, f32) + Copy,
+    q: &[Quantized],
+    out: &mut [f32],
+) {
+    let mut tokens = q.chunks_exact(4);
+    let mut outs = out.chunks_exact_mut(4);
+    for (a, o) in (&mut tokens).zip(&mut outs) {
+        let group = [&a[0], &a[1], &a[2], &a[3]];
+        o.copy_from_slice(&dot_blocks(row, block_bytes, decode, group));
+    }
+    for (a, o) in tokens.remainder().iter().zip(outs.into_remainder()) {
+        *o = dot_blocks(row, block_bytes, decode, [a])[0];
+    }
 }

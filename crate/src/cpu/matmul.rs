@@ -111,18 +111,11 @@ fn rows(w: &CpuMatrix, x: &[f32], q: &[Quantized], first: usize, out: &mut [f32]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn rows_avx2(w: &CpuMatrix, x: &[f32], q: &[Quantized], first: usize, out: &mut [f32]) {
-    use super::avx2::{dot_q5_0_row, dot_q8_0_row};
-    // Q8_0 and Q5_0 (most of a Q4_K_M model) are dotted straight from their blocks.
-    let fused = match w.ty {
-        GgmlType::Q8_0 => dot_q8_0_row,
-        GgmlType::Q5_0 => dot_q5_0_row,
-        _ => return rows_with::<true>(w, x, q, first, out),
-    };
     let n = q.len().max(1);
+    // Q8_0 and Q5_0 (most of a Q4_K_M model) are dotted straight from their blocks.
     for (i, results) in out.chunks_exact_mut(n).enumerate() {
-        let row = w.row(first + i);
-        for (r, a) in results.iter_mut().zip(q) {
-            *r = fused(row, a);
+        if super::avx2::dot_row_from_blocks(w.ty, w.row(first + i), q, results).is_none() {
+            return rows_with::<true>(w, x, q, first, out);
         }
     }
 }

@@ -448,14 +448,14 @@ mod tests {
             };
             let close = |v: f32| (v - portable).abs() <= 1e-4 * portable.abs().max(1.0);
             assert!(close(simd), "{ty}: {simd} vs {portable}");
+            // Five tokens: one group of four and one alone.
+            let tokens = vec![a.clone(); 5];
+            let mut fused = [0f32; 5];
             // SAFETY: as above.
-            let fused = match ty {
-                GgmlType::Q8_0 => Some(unsafe { avx2::dot_q8_0_row(&row, &a) }),
-                GgmlType::Q5_0 => Some(unsafe { avx2::dot_q5_0_row(&row, &a) }),
-                _ => None,
-            };
-            if let Some(fused) = fused {
-                assert!(close(fused), "{ty} from blocks: {fused} vs {portable}");
+            if unsafe { avx2::dot_row_from_blocks(ty, &row, &tokens, &mut fused) }.is_some() {
+                for v in fused {
+                    assert!(close(v), "{ty} from blocks: {v} vs {portable}");
+                }
             }
         }
     }

@@ -11,6 +11,8 @@ use super::runtime::GpuEngine;
 use super::step::{Readback, StepOutput};
 
 /// A loaded model with its KV cache, on the GPU or the CPU.
+// A session holds one for its lifetime; the GPU variant's size costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Engine {
     Gpu(GpuEngine),
     Cpu(CpuEngine),
