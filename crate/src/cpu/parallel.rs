@@ -13,15 +13,17 @@ pub(crate) struct Pool {
 impl Pool {
     /// A pool of `threads` threads (at least 1).
     pub fn new(threads: usize) -> Result<Pool, EngineError> {
-        let threads = threads.max(1);
+        let threads = if cfg!(target_arch = "wasm32") {
+            1
+        } else {
+            threads.max(1)
+        };
         #[cfg(not(target_arch = "wasm32"))]
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("qwen-cpu-{i}"))
             .build()
             .map_err(|e| EngineError::Threads(e.to_string()))?;
-        #[cfg(target_arch = "wasm32")]
-        let threads = 1;
         Ok(Pool {
             #[cfg(not(target_arch = "wasm32"))]
             pool,
