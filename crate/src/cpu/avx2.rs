@@ -155,8 +155,8 @@ unsafe fn dot_blocks<const T: usize>(
     acc.map(|v| hsum_ps(v))
 }
 
-/// A raw Q8_0 or Q5_0 row · each token's q8_0 activations in `q`, into `out`, without
-/// unpacking; `None` for other types.
+/// A raw Q8_0, Q5_0, Q4_K or Q6_K row · each token's activations in `q` (q8_0, q8_K), into
+/// `out`, without unpacking; `None` for other types.
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C.
@@ -171,9 +171,106 @@ pub(crate) unsafe fn dot_row_from_blocks(
     match ty {
         GgmlType::Q8_0 => for_tokens(row, 34, |b| q8_0_block(b), q, out),
         GgmlType::Q5_0 => for_tokens(row, 22, |b| q5_0_block(b), q, out),
+        // Several tokens are better served by unpacking the K-quant row once.
+        GgmlType::Q4K | GgmlType::Q6K if q.len() >= 4 => return None,
+        GgmlType::Q4K => {
+            for (a, o) in q.iter().zip(out) {
+                *o = dot_q4_k(row, a);
+            }
+        }
+        GgmlType::Q6K => {
+            for (a, o) in q.iter().zip(out) {
+                *o = dot_q6_k(row, a);
+            }
+        }
         _ => return None,
     }
     Some(())
+}
+
+/// 16 lanes of i16: the low 8 `lo`, the high 8 `hi` (the two groups of 16 values a
+/// `maddubs` of 32 bytes yields).
+#[inline(always)]
+unsafe fn scales_16x2(lo: i32, hi: i32) -> __m256i {
+    _mm256_set_m128i(_mm_set1_epi16(hi as i16), _mm_set1_epi16(lo as i16))
+}
+
+/// A raw Q4_K row (blocks of 144 bytes) · one token's q8_K activations: unsigned nibbles
+/// straight into `maddubs`, the 6-bit scales applied per 32 values, the mins through the
+/// activations' group sums.
+#[inline(always)]
+unsafe fn dot_q4_k(row: &[u8], a: &Quantized) -> f32 {
+    let mut sum = 0f32;
+    let low_nibbles = _mm256_set1_epi8(0x0f);
+    for (b, block) in row.chunks_exact(144).enumerate() {
+        let (d, dmin) = (
+            f16_bits_to_f32(block[0], block[1]),
+            f16_bits_to_f32(block[2], block[3]),
+        );
+        let scales = &block[4..16];
+        let aq = &a.qs[b * 256..];
+        let mut isum = _mm256_setzero_si256();
+        let mut msum = 0i32;
+        for chunk in 0..4 {
+            let q4 = _mm256_loadu_si256(block[16 + chunk * 32..].as_ptr() as *const __m256i);
+            let lo = _mm256_and_si256(q4, low_nibbles);
+            let hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), low_nibbles);
+            for (sub, values) in [(2 * chunk, lo), (2 * chunk + 1, hi)] {
+                let (sc, m) = super::quant_dot::scale_min_k4(sub, scales);
+                let products = _mm256_maddubs_epi16(values, load(&aq[sub * 32..]));
+                let scale = scales_16x2(i32::from(sc), i32::from(sc));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(products, scale));
+                let group_sums = a.sums[b * 16 + 2 * sub] + a.sums[b * 16 + 2 * sub + 1];
+                msum += i32::from(m) * group_sums as i32;
+            }
+        }
+        sum += (d * a.d[b]) * hsum_epi32(isum) as f32 - (dmin * a.d[b]) * msum as f32;
+    }
+    sum
+}
+
+/// A raw Q6_K row (blocks of 210 bytes) · one token's q8_K activations: the unsigned 6-bit
+/// values into `maddubs`, their offset of 32 taken back through the activations' group sums.
+#[inline(always)]
+unsafe fn dot_q6_k(row: &[u8], a: &Quantized) -> f32 {
+    let mut sum = 0f32;
+    let (m4, m2) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(3));
+    for (b, block) in row.chunks_exact(210).enumerate() {
+        let d = f16_bits_to_f32(block[208], block[209]);
+        let scales = &block[192..208];
+        let aq = &a.qs[b * 256..];
+        let mut isum = _mm256_setzero_si256();
+        let mut offset = 0i32;
+        for half in 0..2 {
+            let ql0 = _mm256_loadu_si256(block[half * 64..].as_ptr() as *const __m256i);
+            let ql1 = _mm256_loadu_si256(block[half * 64 + 32..].as_ptr() as *const __m256i);
+            let qh = _mm256_loadu_si256(block[128 + half * 32..].as_ptr() as *const __m256i);
+            let high = |shift: i32| {
+                let bits = match shift {
+                    0 => qh,
+                    2 => _mm256_srli_epi16(qh, 2),
+                    4 => _mm256_srli_epi16(qh, 4),
+                    _ => _mm256_srli_epi16(qh, 6),
+                };
+                _mm256_slli_epi16(_mm256_and_si256(bits, m2), 4)
+            };
+            let values = [
+                _mm256_or_si256(_mm256_and_si256(ql0, m4), high(0)),
+                _mm256_or_si256(_mm256_and_si256(ql1, m4), high(2)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), high(4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), high(6)),
+            ];
+            for (k, v) in values.into_iter().enumerate() {
+                let g = half * 8 + 2 * k;
+                let (s0, s1) = (i32::from(scales[g] as i8), i32::from(scales[g + 1] as i8));
+                let products = _mm256_maddubs_epi16(v, load(&aq[g * 16..]));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(products, scales_16x2(s0, s1)));
+                offset += s0 * a.sums[b * 16 + g] as i32 + s1 * a.sums[b * 16 + g + 1] as i32;
+            }
+        }
+        sum += (d * a.d[b]) * (hsum_epi32(isum) - 32 * offset) as f32;
+    }
+    sum
 }
 
 /// [`dot_blocks`] for each group of 4 tokens, then each token left.

@@ -121,7 +121,8 @@ fn high_bits(b: &[u8], at: usize) -> u32 {
 }
 
 /// Scale and min of sub-block `j` from the 12 packed 6-bit scale bytes of Q4_K and Q5_K.
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+#[inline]
+pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
