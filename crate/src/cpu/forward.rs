@@ -17,10 +17,12 @@ pub(crate) struct Model {
     pub tensors: Tensors<Vec<f32>, CpuMatrix>,
     /// `[cos, sin]` per cache position and rotation pair.
     pub rope: Vec<[f32; 2]>,
+    /// The cache holds f16 values (llama.cpp's default), else f32.
+    pub f16_cache: bool,
 }
 
-/// One layer's cached keys and values: `capacity × n_kv_heads × head_dim` each, rounded to
-/// f16 (kept as f32 so attention reads them without conversion).
+/// One layer's cached keys and values: `capacity × n_kv_heads × head_dim` each, for an f16
+/// cache rounded to f16 (kept as f32 so attention reads them without conversion).
 pub(crate) struct LayerCache {
     pub k: Vec<f32>,
     pub v: Vec<f32>,
@@ -38,10 +40,10 @@ fn rms_norm(x: &[f32], weight: &[f32], eps: f32, y: &mut [f32]) {
     }
 }
 
-/// Keys or values into the cache, rounded to f16.
-fn store(cache: &mut [f32], values: &[f32]) {
+/// Keys or values into the cache, rounded to f16 for an f16 cache.
+fn store(cache: &mut [f32], values: &[f32], f16_cache: bool) {
     for (c, &v) in cache.iter_mut().zip(values) {
-        *c = through_f16(v);
+        *c = if f16_cache { through_f16(v) } else { v };
     }
 }
 
@@ -112,14 +114,15 @@ impl Model {
             add_bias(&mut v, &layer.v_bias);
             rope(&mut q, c.n_heads, c.head_dim, pos, &self.rope);
             rope(&mut k, c.n_kv_heads, c.head_dim, pos, &self.rope);
-            store(&mut layer_cache.k[stored.clone()], &k);
-            store(&mut layer_cache.v[stored.clone()], &v);
+            store(&mut layer_cache.k[stored.clone()], &k, self.f16_cache);
+            store(&mut layer_cache.v[stored.clone()], &v, self.f16_cache);
             attend(
                 &q,
                 &layer_cache.k,
                 &layer_cache.v,
                 pos,
                 self.heads(),
+                self.f16_cache,
                 &mut attention,
             );
             matmul(&layer.o, &Activations::new(&attention, h), &mut projected);

@@ -24,6 +24,7 @@ use crate::engine::qwen2::{check_model, Tensors};
 use crate::engine::recording::StepStats;
 use crate::engine::step::{check_tokens, Readback, StepOutput};
 use crate::gguf::GgufModel;
+use crate::kernels::kv_cache::KvCacheType;
 use crate::model_config::Qwen2Config;
 use crate::rope::Rope;
 
@@ -77,6 +78,15 @@ impl CpuEngine {
             .context_length
             .min(rope.max_context(c.context_length))
             .max(1);
+        let f16_cache = match options.kv_cache {
+            None | Some(KvCacheType::F16) => true,
+            Some(KvCacheType::F32) => false,
+            Some(KvCacheType::Q8_0) => {
+                return Err(EngineError::Unsupported {
+                    message: "the CPU backend keeps its KV cache in f16 or f32, not q8_0".into(),
+                })
+            }
+        };
         let pool = Pool::new(threads)?;
         let kv_values = capacity * c.n_kv_heads * c.head_dim;
         let mut cache = Vec::with_capacity(c.n_layers);
@@ -102,6 +112,7 @@ impl CpuEngine {
                 config,
                 tensors,
                 rope: table,
+                f16_cache,
             },
             cache,
             capacity,

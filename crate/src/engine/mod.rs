@@ -22,6 +22,7 @@ mod runtime;
 pub(crate) mod step;
 mod weights;
 
+pub use crate::kernels::kv_cache::KvCacheType;
 pub use backend::Engine;
 pub use error::{EngineError, EngineOptions};
 pub use loader::{CheckedModel, DataRange, LoadProgress, ModelLoad, WeightLoader};
@@ -31,5 +32,7 @@ pub use runtime::GpuEngine;
 pub use step::{Readback, StepOutput};
 pub use weights::Matrix;
 
+#[cfg(test)]
+mod attention_tests;
 #[cfg(test)]
 mod tests;
