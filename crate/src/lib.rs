@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: GGUF bytes → [`gguf`] header and tensor table → [`model_config`]
 //! hyper-parameters → quantized tensors on the GPU ([`gpu`], [`kernels`]) → the forward pass
-//! ([`engine`]) → logits or the argmax token. [`dequant`] is the CPU reference the kernels are tested against.
+//! ([`engine`]; or the same steps on the CPU, [`cpu`]) → logits or the argmax token. [`dequant`] is the CPU reference the kernels are tested against.
 //! Text ↔ token ids: [`tokenizer`], built from the GGUF's own `tokenizer.ggml.*` metadata.
 //! Conversations: [`protocol`] (OpenAI shapes) → [`request`] (their meaning) →
 //! [`chat_template`] → prompt ids → the
@@ -11,6 +11,7 @@
 
 pub mod chat_template;
 pub mod constraint;
+pub mod cpu;
 pub mod dequant;
 pub mod engine;
 pub mod generation;

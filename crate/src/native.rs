@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use crate::cpu::CpuEngine;
 use crate::engine::{CheckedModel, Engine, EngineError, EngineOptions};
 use crate::gguf::{
     parse_header, shard_file_name, GgufError, GgufHeader, GgufModel, HeaderParse, Limits, SplitInfo,
@@ -143,18 +144,50 @@ pub fn load_engine(
     let checked = CheckedModel::new(headers)?;
     let ctx = pollster::block_on(GpuContext::new(gpu)).map_err(EngineError::from)?;
     // The same streaming path as the browser's: the file in bounded chunks, never a whole tensor.
-    let mut files: Vec<Option<File>> = paths.iter().map(|_| None).collect();
     let (_, engine) = checked
         .start(ctx, options)?
-        .read_all(|shard, offset, buf| {
-            let path = &paths[shard];
-            let describe = |e: io::Error| format!("{}: {e}", path.display());
-            if files[shard].is_none() {
-                files[shard] = Some(File::open(path).map_err(describe)?);
-            }
-            let file = files[shard].as_mut().ok_or("the shard is not open")?;
-            file.seek(SeekFrom::Start(offset)).map_err(describe)?;
-            file.read_exact(buf).map_err(describe)
-        })?;
+        .read_all(shard_reader(&paths))?;
     Ok(engine)
+}
+
+/// Opens a model file (or split set), checks it, and reads it into memory for the CPU backend
+/// with `threads` threads.
+pub fn load_cpu_engine(
+    path: &Path,
+    options: &EngineOptions,
+    threads: usize,
+) -> Result<Engine, LoadError> {
+    let (headers, paths) = read_shard_headers(path)?;
+    let checked = CheckedModel::new(headers)?;
+    let mut shard_bytes = Vec::with_capacity(paths.len());
+    for path in &paths {
+        let meta = std::fs::metadata(path).map_err(|source| OpenError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        shard_bytes.push(meta.len());
+    }
+    let engine = CpuEngine::load(
+        checked.model(),
+        options,
+        threads,
+        &shard_bytes,
+        shard_reader(&paths),
+    )?;
+    Ok(Engine::Cpu(engine))
+}
+
+/// `read(shard, offset, buf)` over the shard files at `paths`, each opened on first use.
+fn shard_reader(paths: &[PathBuf]) -> impl FnMut(usize, u64, &mut [u8]) -> Result<(), String> + '_ {
+    let mut files: Vec<Option<File>> = paths.iter().map(|_| None).collect();
+    move |shard, offset, buf| {
+        let path = &paths[shard];
+        let describe = |e: io::Error| format!("{}: {e}", path.display());
+        if files[shard].is_none() {
+            files[shard] = Some(File::open(path).map_err(describe)?);
+        }
+        let file = files[shard].as_mut().ok_or("the shard is not open")?;
+        file.seek(SeekFrom::Start(offset)).map_err(describe)?;
+        file.read_exact(buf).map_err(describe)
+    }
 }

@@ -318,7 +318,13 @@ impl WebEngine {
     pub fn stats(&self) -> Result<String, JsValue> {
         let state = self.state.try_borrow().map_err(|_| Self::busy())?;
         let (gpu, context_length, cached) = match &*state {
-            State::Ready(s) => (s.engine().gpu(), s.engine().capacity(), s.cached_tokens()),
+            State::Ready(s) => (
+                s.engine()
+                    .gpu()
+                    .ok_or_else(|| js_error("internal", "the engine has no GPU"))?,
+                s.engine().capacity(),
+                s.cached_tokens(),
+            ),
             State::Loading { load } => (load.gpu(), 0, 0),
             State::Gone => return Err(js_error("internal", "the engine is gone")),
         };

@@ -47,6 +47,10 @@ pub enum EngineError {
     TokenOutOfRange { token: u32, vocab: usize },
     #[error("no tokens to process")]
     EmptyInput,
+    #[error("the CPU backend could not start its threads: {0}")]
+    Threads(String),
+    #[error("{what} needs {bytes} bytes, more than this machine's memory holds")]
+    OutOfMemory { what: String, bytes: u64 },
 }
 
 impl EngineError {
@@ -61,10 +65,11 @@ impl EngineError {
             EngineError::Gpu(
                 GpuError::Rejected(_) | GpuError::Readback(_) | GpuError::TooLarge { .. },
             )
-            | EngineError::Read { .. } => "internal",
-            EngineError::ContextOverflow { .. } | EngineError::ContextTooLarge { .. } => {
-                "context-overflow"
-            }
+            | EngineError::Read { .. }
+            | EngineError::Threads(_) => "internal",
+            EngineError::ContextOverflow { .. }
+            | EngineError::ContextTooLarge { .. }
+            | EngineError::OutOfMemory { .. } => "context-overflow",
             EngineError::TokenOutOfRange { .. } | EngineError::EmptyInput => "invalid-request",
             EngineError::Config(_)
             | EngineError::Gguf(_)

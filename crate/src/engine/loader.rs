@@ -9,9 +9,9 @@ use crate::gguf::{GgufHeader, GgufModel, ModelTensor};
 use crate::gpu::GpuContext;
 use crate::model_config::Qwen2Config;
 
+use super::backend::Engine;
 use super::error::{EngineError, EngineOptions};
 use super::qwen2::{assemble, check_model, plan, required_tensors, TensorKind};
-use super::runtime::Engine;
 use super::weights::{upload_vector, Matrix, MatrixWriter, Weights};
 
 /// A byte range of one shard that holds tensor data.
@@ -219,7 +219,7 @@ impl WeightLoader {
                 }
             }
         }
-        assemble(self.ctx, self.config, &self.options, weights)
+        assemble(self.ctx, self.config, &self.options, weights).map(Engine::Gpu)
     }
 }
 

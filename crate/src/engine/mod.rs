@@ -8,22 +8,28 @@
 //! - [`weights`], [`loader`]: quantized matrices on the GPU (split by rows past the binding
 //!   limit) and the streaming upload;
 //! - [`recording`]: dispatches recorded at load and replayed per step;
-//! - [`runtime`]: the [`Engine`] and its steps;
-//! - [`qwen2`]: the architecture: tensor list, checks, graph.
+//! - [`runtime`]: the [`GpuEngine`] and its steps;
+//! - [`qwen2`]: the architecture: tensor list, checks, graph;
+//! - [`step`]: what a step takes and gives, whatever the backend;
+//! - [`backend`]: the [`Engine`] callers hold, over the GPU or the CPU ([`crate::cpu`]).
 
-mod error;
+mod backend;
+pub(crate) mod error;
 mod loader;
-mod qwen2;
-mod recording;
+pub(crate) mod qwen2;
+pub(crate) mod recording;
 mod runtime;
+pub(crate) mod step;
 mod weights;
 
 pub use crate::kernels::kv_cache::KvCacheType;
+pub use backend::Engine;
 pub use error::{EngineError, EngineOptions};
 pub use loader::{CheckedModel, DataRange, LoadProgress, ModelLoad, WeightLoader};
 pub use qwen2::check_model;
 pub use recording::StepStats;
-pub use runtime::{Engine, Readback, StepOutput};
+pub use runtime::GpuEngine;
+pub use step::{Readback, StepOutput};
 pub use weights::Matrix;
 
 #[cfg(test)]

@@ -20,12 +20,12 @@ use crate::rope::Rope;
 
 use super::error::{EngineError, EngineOptions};
 use super::recording::Builder;
-use super::runtime::{Engine, RecordedModel, StepBuffers};
+use super::runtime::{GpuEngine, RecordedModel, StepBuffers};
 use super::weights::{check_matrix, check_vector, Matrix, Weights};
 
-/// Where the tensor list gets its tensors: the file's table (checked, nothing uploaded) or
-/// the weights on the GPU.
-pub(super) trait TensorSource {
+/// Where the tensor list gets its tensors: the file's table (checked, nothing uploaded), the
+/// weights on the GPU, or the CPU backend's weights in memory.
+pub(crate) trait TensorSource {
     type Vector;
     type Matrix;
     fn vector(&mut self, name: &str, len: usize) -> Result<Self::Vector, EngineError>;
@@ -36,33 +36,33 @@ pub(super) trait TensorSource {
 }
 
 /// One transformer block's tensors.
-struct Layer<V, M> {
-    attn_norm: V,
-    q: M,
-    q_bias: V,
-    k: M,
-    k_bias: V,
-    v: M,
-    v_bias: V,
-    o: M,
-    ffn_norm: V,
-    gate: M,
-    up: M,
-    down: M,
+pub(crate) struct Layer<V, M> {
+    pub(crate) attn_norm: V,
+    pub(crate) q: M,
+    pub(crate) q_bias: V,
+    pub(crate) k: M,
+    pub(crate) k_bias: V,
+    pub(crate) v: M,
+    pub(crate) v_bias: V,
+    pub(crate) o: M,
+    pub(crate) ffn_norm: V,
+    pub(crate) gate: M,
+    pub(crate) up: M,
+    pub(crate) down: M,
 }
 
 /// Every tensor the forward pass reads.
-struct Tensors<V, M> {
-    embedding: M,
-    layers: Vec<Layer<V, M>>,
-    output_norm: V,
+pub(crate) struct Tensors<V, M> {
+    pub(crate) embedding: M,
+    pub(crate) layers: Vec<Layer<V, M>>,
+    pub(crate) output_norm: V,
     /// Absent when the output projection is tied to the embedding.
-    output: Option<M>,
+    pub(crate) output: Option<M>,
 }
 
 impl<V, M> Tensors<V, M> {
     /// The one list of Qwen2's tensors: GGUF names and shapes.
-    fn from_source<S>(s: &mut S, c: &Qwen2Config) -> Result<Self, EngineError>
+    pub(crate) fn from_source<S>(s: &mut S, c: &Qwen2Config) -> Result<Self, EngineError>
     where
         S: TensorSource<Vector = V, Matrix = M>,
     {
@@ -102,7 +102,7 @@ impl<V, M> Tensors<V, M> {
 
 /// Whether a tensor is uploaded as a matrix (quantized, split by rows) or a vector (f32).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum TensorKind {
+pub(crate) enum TensorKind {
     Vector,
     Matrix,
 }
@@ -146,7 +146,7 @@ impl TensorSource for TableCheck<'_> {
 }
 
 /// Every tensor the forward pass reads, checked, with how it is uploaded.
-pub(super) fn required_tensors<'m>(
+pub(crate) fn required_tensors<'m>(
     model: &'m GgufModel,
     config: &Qwen2Config,
 ) -> Result<Vec<(&'m ModelTensor, TensorKind)>, EngineError> {
@@ -291,7 +291,7 @@ pub(super) fn assemble(
     config: Qwen2Config,
     options: &EngineOptions,
     mut weights: Weights,
-) -> Result<Engine, EngineError> {
+) -> Result<GpuEngine, EngineError> {
     let c = &config;
     let w = Tensors::from_source(&mut weights, c)?;
     let Plan {
@@ -514,5 +514,5 @@ pub(super) fn assemble(
         dispatches_per_layer,
         _keep: keep,
     };
-    Ok(Engine::new(ctx, config, recorded))
+    Ok(GpuEngine::new(ctx, config, recorded))
 }

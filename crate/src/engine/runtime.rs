@@ -8,26 +8,7 @@ use crate::model_config::Qwen2Config;
 
 use super::error::EngineError;
 use super::recording::{record, Dispatch, StepStats};
-
-/// What a step reads back after its last token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Readback {
-    /// The most likely next token (8 bytes read back).
-    Argmax,
-    /// All logits of the last position.
-    Logits,
-    /// Nothing: the step only fills the KV cache (a prefill chunk before the last); it
-    /// resolves when the GPU has finished it.
-    Nothing,
-}
-
-/// The result of a step.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StepOutput {
-    Argmax { token: u32, logit: f32 },
-    Logits(Vec<f32>),
-    Nothing,
-}
+use super::step::{check_tokens, Readback, StepOutput};
 
 /// The buffers a step writes and reads back, whatever the architecture.
 pub(super) struct StepBuffers {
@@ -75,7 +56,7 @@ pub(super) struct RecordedModel {
 }
 
 /// A model loaded on the GPU with its KV cache.
-pub struct Engine {
+pub struct GpuEngine {
     ctx: GpuContext,
     config: Qwen2Config,
     model: RecordedModel,
@@ -84,9 +65,9 @@ pub struct Engine {
     stats: StepStats,
 }
 
-impl Engine {
-    pub(super) fn new(ctx: GpuContext, config: Qwen2Config, model: RecordedModel) -> Engine {
-        Engine {
+impl GpuEngine {
+    pub(super) fn new(ctx: GpuContext, config: Qwen2Config, model: RecordedModel) -> GpuEngine {
+        GpuEngine {
             ctx,
             config,
             model,
@@ -139,20 +120,8 @@ impl Engine {
         tokens: &[u32],
         readback: Readback,
     ) -> Result<StepOutput, EngineError> {
-        if tokens.is_empty() {
-            return Err(EngineError::EmptyInput);
-        }
-        let needed = self.pos + tokens.len();
-        if needed > self.model.capacity {
-            return Err(EngineError::ContextOverflow {
-                needed,
-                capacity: self.model.capacity,
-            });
-        }
         let vocab = self.config.vocab_size;
-        if let Some(&token) = tokens.iter().find(|&&t| t as usize >= vocab) {
-            return Err(EngineError::TokenOutOfRange { token, vocab });
-        }
+        check_tokens(tokens, self.pos, self.model.capacity, vocab)?;
         self.ctx.check_lost()?;
         let mut stats = StepStats {
             tokens: tokens.len(),

@@ -8,7 +8,7 @@ use clap::Args;
 use qwen_webgpu::engine::{Engine, EngineOptions, KvCacheType};
 use qwen_webgpu::generation::{GenerateParams, Session, DEFAULT_MAX_TOKENS};
 use qwen_webgpu::gpu::GpuOptions;
-use qwen_webgpu::native::{load_engine, open_model};
+use qwen_webgpu::native::{load_cpu_engine, load_engine, open_model};
 use qwen_webgpu::protocol::{
     ChatCompletionRequest, ChatMessage, JsonSchemaFormat, ResponseFormat, Stop, Tool, ToolChoice,
 };
@@ -163,8 +163,23 @@ impl FormatArgs {
     }
 }
 
+/// Where the forward pass runs.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// WebGPU through wgpu (Vulkan, Metal, DX12).
+    Gpu,
+    /// The CPU, with llama.cpp's 8-bit quantized dot products.
+    Cpu,
+}
+
 #[derive(Args)]
 pub struct EngineArgs {
+    /// Where the forward pass runs.
+    #[arg(long, value_enum, default_value_t = Backend::Gpu)]
+    pub backend: Backend,
+    /// CPU backend threads (default: the machine's available parallelism).
+    #[arg(long)]
+    threads: Option<usize>,
     /// Tokens the KV cache holds.
     #[arg(long, default_value_t = 4096)]
     context: usize,
@@ -198,21 +213,32 @@ pub struct EngineArgs {
 impl EngineArgs {
     /// The engine for `model` with these settings.
     pub fn load(&self, model: &Path) -> Result<Engine, String> {
-        load_engine(
-            model,
-            &GpuOptions {
-                max_binding_bytes: self.max_binding_bytes,
-                disable_subgroups: self.no_subgroups,
-                disable_f16: self.no_f16,
-            },
-            &EngineOptions {
-                context_length: self.context,
-                prefill_chunk: self.prefill_chunk,
-                rope_scaling: self.rope_override(),
-                kv_cache: self.kv_cache,
-            },
-        )
+        let options = EngineOptions {
+            context_length: self.context,
+            prefill_chunk: self.prefill_chunk,
+            rope_scaling: self.rope_override(),
+            kv_cache: self.kv_cache,
+        };
+        match self.backend {
+            Backend::Gpu => load_engine(
+                model,
+                &GpuOptions {
+                    max_binding_bytes: self.max_binding_bytes,
+                    disable_subgroups: self.no_subgroups,
+                    disable_f16: self.no_f16,
+                },
+                &options,
+            ),
+            Backend::Cpu => load_cpu_engine(model, &options, self.threads()),
+        }
         .map_err(|e| e.to_string())
+    }
+
+    /// `--threads`, or the machine's available parallelism.
+    pub fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
     }
 
     /// The RoPE flags, when any is given.

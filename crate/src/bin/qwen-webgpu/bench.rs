@@ -92,7 +92,10 @@ pub fn bench(model: &Path, plan: &BenchPlan, args: &EngineArgs, json: bool) -> R
     engine.truncate(plan.prompt_tokens);
     let sweep = context_sweep(&mut engine, plan)?;
     let mut doc = json!({
-        "adapter": engine.gpu().adapter_description(),
+        "adapter": match engine.gpu() {
+            Some(gpu) => gpu.adapter_description(),
+            None => format!("cpu, {} threads", args.threads()),
+        },
         "model": model.display().to_string(),
         "load_s": load_s,
         "context": engine.capacity(),
@@ -105,7 +108,10 @@ pub fn bench(model: &Path, plan: &BenchPlan, args: &EngineArgs, json: bool) -> R
         "weight_bytes_per_token": decode.weight_bytes_read,
         "achieved_gb_per_s": decode.weight_bytes_read as f64 * decode_tps / 1e9,
         "dispatches_per_token": decode.dispatches,
-        "dispatches_per_layer": engine.dispatches_per_layer(),
+        "dispatches_per_layer": match &engine {
+            Engine::Gpu(gpu) => Some(gpu.dispatches_per_layer()),
+            Engine::Cpu(_) => None,
+        },
         "submits_per_token": decode.submits,
         "bytes_read_back_per_token": decode.bytes_read_back,
     });
