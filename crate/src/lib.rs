@@ -14,6 +14,7 @@ pub mod chat_template;
 pub mod constraint;
 pub mod dequant;
 pub mod engine;
+pub mod gbnf;
 pub mod generation;
 pub mod gguf;
 pub mod gpu;

@@ -218,13 +218,14 @@ pub struct TopLogprob {
     pub bytes: Vec<u8>,
 }
 
-/// OpenAI's `response_format`.
+/// OpenAI's `response_format`, and WebLLM's `grammar` (GBNF text).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ResponseFormat {
     Text,
     JsonObject,
     JsonSchema { json_schema: JsonSchemaFormat },
+    Grammar { grammar: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

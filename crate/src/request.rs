@@ -5,6 +5,7 @@
 //! default is defined here or in [`crate::generation::DEFAULT_MAX_TOKENS`].
 
 use crate::constraint::Grammar;
+use crate::gbnf::gbnf_to_lark;
 use crate::generation::{
     CancelFlag, ChatReply, Completion, Delta, GenerateParams, GenerationError, Session,
     DEFAULT_MAX_TOKENS, MAX_CHOICES,
@@ -165,12 +166,18 @@ pub struct TextCompletionReply {
     pub usage: Usage,
 }
 
-/// The grammar a `response_format` asks for (with JSON laid out as the model writes it).
+/// The grammar a `response_format` asks for (with JSON laid out as the model writes it; GBNF
+/// translated to Lark).
 pub fn response_format_grammar(format: &ResponseFormat) -> Result<Option<Grammar>, InvalidRequest> {
     let mut schema = match format {
         ResponseFormat::Text => return Ok(None),
         ResponseFormat::JsonObject => serde_json::json!({"type": "object"}),
         ResponseFormat::JsonSchema { json_schema } => json_schema.schema.clone(),
+        ResponseFormat::Grammar { grammar } => {
+            return gbnf_to_lark(grammar)
+                .map(|lark| Some(Grammar::Lark(lark)))
+                .map_err(|e| InvalidRequest(format!("response_format.grammar: {e}")));
+        }
     };
     match &mut schema {
         serde_json::Value::Object(map) => {

@@ -246,3 +246,57 @@ fn requests_with_n_and_raw_prompts() {
     let continued = s.tokenizer().decode(&choice.generated_ids).unwrap();
     assert!(choice.text.ends_with(&continued) || choice.finish_reason.as_str() == "stop");
 }
+
+#[test]
+fn gbnf_grammars_are_obeyed() {
+    let path = support::tiny_model();
+    let mut s = session(&path);
+    let ask = |s: &mut Session, grammar: &str, seed: u64| {
+        let request: ChatCompletionRequest = serde_json::from_value(serde_json::json!({
+            "messages": [{"role": "user", "content": "Answer."}],
+            "response_format": {"type": "grammar", "grammar": grammar},
+            "temperature": 1, "seed": seed, "max_tokens": 30, "n": 2,
+        }))
+        .unwrap();
+        pollster::block_on(s.chat_completion(&request, &CancelFlag::new(), &mut |_| {}))
+    };
+    for seed in 0..4 {
+        let reply = ask(&mut s, "root ::= \"yes\" | \"no\"", seed).unwrap();
+        for c in &reply.choices {
+            assert!(
+                ["yes", "no"].contains(&c.content.as_str()),
+                "{:?}",
+                c.content
+            );
+            assert_eq!(c.finish_reason.as_str(), "stop");
+        }
+    }
+
+    let grammar = "root ::= word (\", \" word){1,2} \"!\"\nword ::= [a-c] [a-cX]{1,3}\n";
+    let shape = regex_lite_match;
+    for seed in 0..3 {
+        let reply = ask(&mut s, grammar, seed).unwrap();
+        for c in &reply.choices {
+            assert!(shape(&c.content), "{:?}", c.content);
+        }
+    }
+    let refused = ask(&mut s, "root ::= <|im_end|>", 0)
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("token references"), "{refused}");
+}
+
+/// Whether `text` is 2 or 3 comma-separated words of [a-c][a-cX]{1,3}, then "!".
+fn regex_lite_match(text: &str) -> bool {
+    let Some(body) = text.strip_suffix('!') else {
+        return false;
+    };
+    let words: Vec<&str> = body.split(", ").collect();
+    (2..=3).contains(&words.len())
+        && words.iter().all(|w| {
+            let mut chars = w.chars();
+            chars.next().is_some_and(|c| ('a'..='c').contains(&c))
+                && (2..=4).contains(&w.chars().count())
+                && chars.all(|c| ('a'..='c').contains(&c) || c == 'X')
+        })
+}
