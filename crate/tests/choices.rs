@@ -82,6 +82,9 @@ fn logits_after(engine: &mut Engine, tokens: &[u32]) -> Vec<f32> {
     }
 }
 
+/// A token the bias test pushes up ("Hello").
+const BIASED: u32 = 9707;
+
 fn log_softmax(logits: &[f32], at: u32) -> f64 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let total: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
@@ -162,6 +165,16 @@ fn logprobs_are_the_log_softmax_of_the_sampled_logits() {
             logprobs: Some(20),
             ..GenerateParams::default()
         },
+        // The bias is part of what is sampled from, so of the logprobs too.
+        GenerateParams {
+            sampling: SamplingParams {
+                logit_bias: vec![(BIASED, 100.0)],
+                ..SamplingParams::default()
+            },
+            max_tokens: 4,
+            logprobs: Some(3),
+            ..GenerateParams::default()
+        },
     ] {
         let (done, streamed) = choices(&mut s, &prompt, &params, 1);
         let done = &done[0];
@@ -171,12 +184,23 @@ fn logprobs_are_the_log_softmax_of_the_sampled_logits() {
             done.logprobs.len(),
             "every logprob is streamed"
         );
+        if !params.sampling.logit_bias.is_empty() {
+            // The bias decides every token (its logprob is ~0, where unbiased it is ~-12).
+            assert!(
+                done.generated_ids.contains(&BIASED),
+                "{:?}",
+                done.generated_ids
+            );
+        }
         let top = params.logprobs.unwrap();
         let mut context = prompt.clone();
         for (lp, &token) in done.logprobs.iter().zip(&done.generated_ids) {
             assert_eq!(lp.token, token);
-            let logits = logits_after(&mut engine, &context);
-            // Temperature 1 (or greedy) and no penalties: the raw logits' log-softmax.
+            let mut logits = logits_after(&mut engine, &context);
+            for &(id, bias) in &params.sampling.logit_bias {
+                logits[id as usize] += bias;
+            }
+            // Temperature 1 (or greedy), no penalties: the (biased) logits' log-softmax.
             let expected = log_softmax(&logits, token);
             assert!(
                 (lp.logprob as f64 - expected).abs() < 1e-3,
