@@ -13,7 +13,7 @@ export async function run(log: (line: string) => void): Promise<void> {
         parameters: {
           type: 'object',
           properties: {
-            location: { type: 'string', description: 'The city and state, e.g. San Francisco, CA' },
+            location: { type: 'string', description: 'The city and state, e.g. San Francisco, CA', maxLength: 24 },
             unit: { type: 'string', enum: ['celsius', 'fahrenheit'] },
           },
           required: ['location', 'unit'],
@@ -28,7 +28,7 @@ export async function run(log: (line: string) => void): Promise<void> {
     messages,
     tools,
     tool_choice: { type: 'function', function: { name: 'get_current_weather' } },
-    max_tokens: 64,
+    max_tokens: 128,
   });
   const [choice] = reply.choices;
   log(JSON.stringify(choice.message.tool_calls));

@@ -7,8 +7,8 @@ export async function run(log: (line: string) => void): Promise<void> {
   const request: webllm.ChatCompletionRequest = {
     stream: false,
     messages: [{ role: 'user', content: 'Write a short JSON file introducing yourself.' }],
-    n: 2,
-    max_tokens: 128,
+    temperature: 0,
+    max_tokens: 256,
     response_format: { type: 'json_object' } as webllm.ResponseFormat,
   };
   const reply = await engine.chatCompletion(request);
