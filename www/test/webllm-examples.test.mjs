@@ -13,7 +13,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { build as esbuild } from 'esbuild';
-import { REPO_ROOT, TINY_MODEL, openSuite } from './browser.mjs';
+import { MODELS_DIR, REPO_ROOT, TINY_MODEL, openSuite } from './browser.mjs';
 import { makeApp, packPackage, runApp } from './bundled-app.mjs';
 import { startServer } from './server.mjs';
 
@@ -80,7 +80,7 @@ test('esbuild: get-started bundled with no configuration runs', { timeout: TIMEO
   });
   await writeFile(path.join(outdir, 'index.html'),
     '<!doctype html><p id="init-label"></p><pre id="output"></pre><script type="module" src="./main.js"></script>\n');
-  const server = await startServer({ root: outdir, mounts: { '/models/': path.join(app.root, 'public/models') } });
+  const server = await startServer({ root: outdir, mounts: { '/models/': MODELS_DIR } });
   try {
     const { result } = await runApp(suite.context, `${server.origin}/?example=get-started`, TIMEOUT_MS);
     assertRan(result, ['get-started']);
