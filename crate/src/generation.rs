@@ -1,12 +1,13 @@
 //! Text generation over an [`Engine`]: a chat session that keeps its KV cache across turns and
-//! reuses the longest common token prefix, samples, streams UTF-8-safe text deltas, honours
+//! reuses the longest common token prefix, samples one or several choices from one prefill,
+//! streams UTF-8-safe text deltas (with the tokens' log probabilities where asked), honours
 //! stop strings and end-of-turn tokens, and can be cancelled between any two GPU steps.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use web_time::{Instant, SystemTime, UNIX_EPOCH};
 
+pub use crate::cancel::CancelFlag;
 use crate::chat_template::{
     hide_control_in_messages, hide_control_in_tools, reveal_control, ChatTemplate, TemplateError,
     TemplateInput,
@@ -14,8 +15,10 @@ use crate::chat_template::{
 use crate::constraint::{Constraint, ConstraintError, ConstraintVocab, Grammar};
 use crate::engine::{Engine, EngineError, Readback, StepOutput};
 use crate::gguf::{GgufModel, MetadataValue};
+use crate::logprobs::{token_logprob, TokenLogprob, MAX_TOP_LOGPROBS};
 use crate::protocol::{ChatMessage, FinishReason, InvalidRequest, Tool, ToolCall, Usage};
 use crate::sampling::{InvalidParam, Sampler, SamplingParams};
+use crate::stop::StopMatcher;
 use crate::tokenizer::{Piece, StreamDecoder, Tokenizer, TokenizerError};
 
 /// Why a generation could not run. The session stays usable after any of these.
@@ -43,6 +46,9 @@ pub enum GenerationError {
 /// [`GenerateParams::default`] alike).
 pub const DEFAULT_MAX_TOKENS: usize = 1024;
 
+/// The most choices one request may ask for (OpenAI's limit for `n`).
+pub const MAX_CHOICES: usize = 128;
+
 /// Settings of one generation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerateParams {
@@ -53,6 +59,9 @@ pub struct GenerateParams {
     pub stop: Vec<String>,
     /// A grammar the output must match; generation ends when it is complete.
     pub grammar: Option<Grammar>,
+    /// With `Some(k)`: every generated token's log probability and its `k` (at most
+    /// [`MAX_TOP_LOGPROBS`]) most likely alternatives, in [`Completion::logprobs`].
+    pub logprobs: Option<usize>,
 }
 
 impl Default for GenerateParams {
@@ -62,31 +71,8 @@ impl Default for GenerateParams {
             max_tokens: DEFAULT_MAX_TOKENS,
             stop: Vec::new(),
             grammar: None,
+            logprobs: None,
         }
-    }
-}
-
-/// A cancellation flag shared between the generating code and whoever may stop it (a Ctrl-C
-/// handler, a JS `AbortSignal`). Generation checks it before every GPU step.
-#[derive(Debug, Clone, Default)]
-pub struct CancelFlag(Arc<AtomicBool>);
-
-impl CancelFlag {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-
-    /// Clears the flag for the next generation.
-    pub fn reset(&self) {
-        self.0.store(false, Ordering::SeqCst);
     }
 }
 
@@ -99,8 +85,30 @@ pub struct Completion {
     /// The generated text without the end-of-turn token, cut before a stop string.
     pub text: String,
     pub finish_reason: FinishReason,
+    /// One per token counted in `completion_tokens`, when [`GenerateParams::logprobs`] asks.
+    pub logprobs: Vec<TokenLogprob>,
     /// `completion_tokens` does not count the end-of-turn token (as llama.cpp and OpenAI).
     pub usage: Usage,
+}
+
+/// A piece of one choice's streamed output.
+#[derive(Debug, Clone, Copy)]
+pub struct Delta<'a> {
+    /// Which of the request's choices it belongs to.
+    pub choice: usize,
+    /// Text now certain to be output; empty when only `logprobs` has news (tokens whose text
+    /// a stop string held back or cut).
+    pub text: &'a str,
+    /// With logprobs asked for: the choice's tokens since its previous delta.
+    pub logprobs: &'a [TokenLogprob],
+}
+
+/// What every choice of one generation decodes with.
+#[derive(Clone, Copy)]
+struct Decoding<'a> {
+    params: &'a GenerateParams,
+    readback: Readback,
+    cancel: &'a CancelFlag,
 }
 
 /// A chat reply in OpenAI's terms: text, tool calls, and why it ended.
@@ -157,6 +165,11 @@ impl Session {
 
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
+    }
+
+    /// The tokenizer, for use while the session is busy generating (streamed logprobs' text).
+    pub fn shared_tokenizer(&self) -> Arc<Tokenizer> {
+        self.tokenizer.clone()
     }
 
     pub fn template(&self) -> &ChatTemplate {
@@ -217,6 +230,34 @@ impl Session {
         cancel: &CancelFlag,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Completion, GenerationError> {
+        let mut on_delta = |delta: Delta| {
+            if !delta.text.is_empty() {
+                on_text(delta.text);
+            }
+        };
+        let choices = self
+            .generate_choices(prompt_ids, params, 1, cancel, &mut on_delta)
+            .await?;
+        choices.into_iter().next().ok_or_else(|| {
+            EngineError::Unsupported {
+                message: "a generation of one choice returned none".into(),
+            }
+            .into()
+        })
+    }
+
+    /// Generates `n` continuations of `prompt_ids` one after another, prefilling the prompt once:
+    /// each choice after the first starts from the prompt's logits with the cache cut back to
+    /// the prompt. The random stream runs on across choices, so a seed gives `n` different,
+    /// reproducible replies. Deltas carry their choice's index.
+    pub async fn generate_choices(
+        &mut self,
+        prompt_ids: &[u32],
+        params: &GenerateParams,
+        n: usize,
+        cancel: &CancelFlag,
+        on_delta: &mut dyn FnMut(Delta),
+    ) -> Result<Vec<Completion>, GenerationError> {
         params.sampling.validate()?;
         // The first token is sampled before the limit is checked, so 0 would still give one;
         // OpenAI refuses it too.
@@ -225,6 +266,22 @@ impl Session {
                 name: "max_tokens",
                 value: "0".into(),
                 range: "at least 1",
+            }
+            .into());
+        }
+        if !(1..=MAX_CHOICES).contains(&n) {
+            return Err(InvalidParam {
+                name: "n",
+                value: n.to_string(),
+                range: "between 1 and 128",
+            }
+            .into());
+        }
+        if let Some(top) = params.logprobs.filter(|&top| top > MAX_TOP_LOGPROBS) {
+            return Err(InvalidParam {
+                name: "top_logprobs",
+                value: top.to_string(),
+                range: "between 0 and 20",
             }
             .into());
         }
@@ -248,7 +305,7 @@ impl Session {
             None => None,
         };
         match self
-            .run(prompt_ids, params, constraint, cancel, on_text)
+            .run(prompt_ids, params, n, constraint, cancel, on_delta)
             .await
         {
             Ok(done) => Ok(done),
@@ -260,17 +317,20 @@ impl Session {
         }
     }
 
+    /// Prefills the uncached part of the prompt once, then decodes each choice from its logits.
     async fn run(
         &mut self,
         prompt_ids: &[u32],
         params: &GenerateParams,
-        mut constraint: Option<Constraint>,
+        n: usize,
+        mut first_constraint: Option<Constraint>,
         cancel: &CancelFlag,
-        on_text: &mut dyn FnMut(&str),
-    ) -> Result<Completion, GenerationError> {
-        let mut grammar_s = 0.0f64;
+        on_delta: &mut dyn FnMut(Delta),
+    ) -> Result<Vec<Completion>, GenerationError> {
         let start = Instant::now();
-        let greedy = params.sampling.is_plain_greedy() && constraint.is_none();
+        let greedy = params.sampling.is_plain_greedy()
+            && first_constraint.is_none()
+            && params.logprobs.is_none();
         let readback = if greedy {
             Readback::Argmax
         } else {
@@ -281,11 +341,12 @@ impl Session {
         self.cached.truncate(reused);
         self.engine.truncate(reused);
 
-        let mut completion = Completion {
+        let mut unstarted = Completion {
             prompt_ids: prompt_ids.to_vec(),
             generated_ids: Vec::new(),
             text: String::new(),
             finish_reason: FinishReason::Abort,
+            logprobs: Vec::new(),
             usage: Usage {
                 prompt_tokens: prompt_ids.len(),
                 cached_prompt_tokens: reused,
@@ -294,42 +355,108 @@ impl Session {
         };
         let chunk = self.engine.prefill_chunk();
         let pending: Vec<&[u32]> = prompt_ids[reused..].chunks(chunk).collect();
-        let mut out = StepOutput::Nothing;
+        let mut prompt_out = StepOutput::Nothing;
         for (i, piece) in pending.iter().enumerate() {
             if cancel.is_cancelled() {
-                return Ok(completion);
+                return Ok(vec![unstarted; n]);
             }
             let last = i + 1 == pending.len();
-            out = self
+            prompt_out = self
                 .engine
                 .step(piece, if last { readback } else { Readback::Nothing })
                 .await?;
             self.cached.extend_from_slice(piece);
         }
-        let prefill_s = start.elapsed().as_secs_f64();
-        completion.usage.prefill_tokens_per_s =
-            (prompt_ids.len() - reused) as f64 / prefill_s.max(1e-9);
+        unstarted.usage.prefill_tokens_per_s =
+            (prompt_ids.len() - reused) as f64 / start.elapsed().as_secs_f64().max(1e-9);
 
         let mut sampler = Sampler::new(params.sampling.clone(), clock_seed());
+        let mut choices = Vec::with_capacity(n);
+        for choice in 0..n {
+            let mut completion = unstarted.clone();
+            if choice > 0 {
+                if cancel.is_cancelled() {
+                    choices.push(completion);
+                    continue;
+                }
+                self.cached.truncate(prompt_ids.len());
+                self.engine.truncate(prompt_ids.len());
+            }
+            let constraint = match (&params.grammar, first_constraint.take()) {
+                (_, Some(first)) => Some(first),
+                (Some(grammar), None) => Some(self.constraint(grammar)?),
+                (None, None) => None,
+            };
+            let mut on_choice_delta = |text: &str, logprobs: &[TokenLogprob]| {
+                on_delta(Delta {
+                    choice,
+                    text,
+                    logprobs,
+                })
+            };
+            let decoding = Decoding {
+                params,
+                readback,
+                cancel,
+            };
+            self.decode(
+                prompt_out.clone(),
+                &decoding,
+                &mut sampler,
+                constraint,
+                &mut completion,
+                &mut on_choice_delta,
+            )
+            .await?;
+            choices.push(completion);
+        }
+        Ok(choices)
+    }
+
+    /// Samples one choice from `out`, the prompt's last step, until it ends; `completion` holds
+    /// the prompt's usage and receives the tokens, text and logprobs.
+    async fn decode(
+        &mut self,
+        mut out: StepOutput,
+        decoding: &Decoding<'_>,
+        sampler: &mut Sampler,
+        mut constraint: Option<Constraint>,
+        completion: &mut Completion,
+        on_delta: &mut dyn FnMut(&str, &[TokenLogprob]),
+    ) -> Result<(), GenerationError> {
+        let Decoding {
+            params,
+            readback,
+            cancel,
+        } = *decoding;
+        let mut grammar_s = 0.0f64;
         let mut decoder = StreamDecoder::new();
         let mut stops = StopMatcher::new(&params.stop);
         let decode_start = Instant::now();
+        // How many of the completion's logprobs have gone out with a delta.
+        let mut sent = 0;
         let mut emit = |text: &str, completion: &mut Completion| {
             if !text.is_empty() {
                 completion.text.push_str(text);
-                on_text(text);
+                on_delta(text, &completion.logprobs[sent..]);
+                sent = completion.logprobs.len();
             }
         };
         let finish = loop {
-            let token = match out {
-                StepOutput::Argmax { token, .. } => token,
+            let (token, logprob) = match out {
+                StepOutput::Argmax { token, .. } => (token, None),
                 StepOutput::Logits(mut logits) => {
                     if let Some(c) = constraint.as_mut() {
                         let t = Instant::now();
                         c.mask_logits(&mut logits)?;
                         grammar_s += t.elapsed().as_secs_f64();
                     }
-                    sampler.sample(&mut logits, &completion.generated_ids)
+                    let token = sampler.sample(&mut logits, &completion.generated_ids);
+                    let temperature = sampler.params().temperature;
+                    let logprob = params
+                        .logprobs
+                        .map(|top| token_logprob(&logits, temperature, token, top));
+                    (token, logprob)
                 }
                 StepOutput::Nothing => {
                     return Err(EngineError::Unsupported {
@@ -343,6 +470,7 @@ impl Session {
                 break FinishReason::Stop;
             }
             completion.usage.completion_tokens += 1;
+            completion.logprobs.extend(logprob);
             if let Some(c) = constraint.as_mut() {
                 let t = Instant::now();
                 c.advance(token)?;
@@ -350,7 +478,7 @@ impl Session {
             }
             if let Some(piece) = decoder.push(&self.tokenizer, token)? {
                 let (text, stopped) = stops.push(&piece);
-                emit(&text, &mut completion);
+                emit(&text, completion);
                 if stopped {
                     break FinishReason::Stop;
                 }
@@ -369,14 +497,18 @@ impl Session {
             out = self.engine.step(&[token], readback).await?;
             self.cached.push(token);
         };
-        if finish != FinishReason::Stop || !stops.stopped {
+        if finish != FinishReason::Stop || !stops.stopped() {
             // Bytes of a cut-off character and text held back for a stop string that never
             // completed belong to the output.
             let tail = decoder.finish().unwrap_or_default();
             let (text, _) = stops.push(&tail);
-            emit(&text, &mut completion);
+            emit(&text, completion);
             let held = stops.flush();
-            emit(&held, &mut completion);
+            emit(&held, completion);
+        }
+        if sent < completion.logprobs.len() {
+            // Tokens whose text was held back or cut by a stop string.
+            on_delta("", &completion.logprobs[sent..]);
         }
         completion.finish_reason = finish;
         let decoded = completion.generated_ids.len().saturating_sub(1);
@@ -388,7 +520,7 @@ impl Session {
             let steps = completion.generated_ids.len().max(1);
             completion.usage.grammar_ms_per_token = Some(grammar_s * 1e3 / steps as f64);
         }
-        Ok(completion)
+        Ok(())
     }
 
     /// Renders `messages` through the template and generates the assistant's reply.
@@ -459,128 +591,4 @@ pub fn end_of_turn_tokens(model: &GgufModel, tokenizer: &Tokenizer) -> Vec<u32> 
     ids.sort_unstable();
     ids.dedup();
     ids
-}
-
-/// Finds stop strings in streamed text, across piece boundaries: text that could be the start
-/// of a stop string is held back until the next piece rules it in or out.
-#[derive(Debug, Clone)]
-pub struct StopMatcher {
-    stops: Vec<String>,
-    held: String,
-    stopped: bool,
-}
-
-impl StopMatcher {
-    pub fn new(stops: &[String]) -> StopMatcher {
-        StopMatcher {
-            stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
-            held: String::new(),
-            stopped: false,
-        }
-    }
-
-    /// Adds a piece; returns the text that is now certain to be output and whether a stop
-    /// string was found (the text then ends where it began, and later pieces are ignored).
-    pub fn push(&mut self, piece: &str) -> (String, bool) {
-        if self.stopped {
-            return (String::new(), true);
-        }
-        self.held.push_str(piece);
-        let first_stop = self
-            .stops
-            .iter()
-            .filter_map(|s| self.held.find(s.as_str()))
-            .min();
-        if let Some(at) = first_stop {
-            self.held.truncate(at);
-            self.stopped = true;
-            return (std::mem::take(&mut self.held), true);
-        }
-        // Hold the longest tail that a stop string starts with.
-        let keep = self
-            .stops
-            .iter()
-            .map(|s| longest_tail_prefix(&self.held, s))
-            .max()
-            .unwrap_or(0);
-        let out = self.held[..self.held.len() - keep].to_owned();
-        self.held.drain(..self.held.len() - keep);
-        (out, false)
-    }
-
-    /// The held text, when the stream ends without a stop string.
-    pub fn flush(&mut self) -> String {
-        std::mem::take(&mut self.held)
-    }
-}
-
-/// The length of the longest proper tail of `text` that `stop` begins with.
-fn longest_tail_prefix(text: &str, stop: &str) -> usize {
-    let longest = text.len().min(stop.len().saturating_sub(1));
-    (1..=longest)
-        .rev()
-        .find(|&n| {
-            text.is_char_boundary(text.len() - n)
-                && stop
-                    .as_bytes()
-                    .starts_with(&text.as_bytes()[text.len() - n..])
-        })
-        .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(stops: &[&str], pieces: &[&str]) -> (String, bool) {
-        let stops: Vec<String> = stops.iter().map(|s| s.to_string()).collect();
-        let mut m = StopMatcher::new(&stops);
-        let mut out = String::new();
-        for p in pieces {
-            let (text, stopped) = m.push(p);
-            out.push_str(&text);
-            if stopped {
-                return (out, true);
-            }
-        }
-        out.push_str(&m.flush());
-        (out, false)
-    }
-
-    #[test]
-    fn stop_strings_across_pieces() {
-        assert_eq!(
-            run(&["END"], &["abc E", "N", "D more"]),
-            ("abc ".into(), true)
-        );
-        assert_eq!(
-            run(&["END"], &["abc E", "N", "d"]),
-            ("abc ENd".into(), false)
-        );
-        assert_eq!(run(&["\n\n"], &["a\n", "\nb"]), ("a".into(), true));
-        // The earliest of several stops wins.
-        assert_eq!(run(&["yz", "x"], &["wxyz"]), ("w".into(), true));
-        assert_eq!(run(&[], &["a", "b"]), ("ab".into(), false));
-        // Held text is cut at character boundaries.
-        assert_eq!(run(&["é!"], &["café", "?"]), ("café?".into(), false));
-        assert_eq!(run(&["é!"], &["café", "!"]), ("caf".into(), true));
-    }
-
-    #[test]
-    fn stop_matcher_holds_only_possible_starts() {
-        let mut m = StopMatcher::new(&["<|stop|>".to_string()]);
-        assert_eq!(m.push("hello <|st"), ("hello ".into(), false));
-        assert_eq!(m.push("art"), ("<|start".into(), false));
-    }
-
-    #[test]
-    fn cancel_flag() {
-        let flag = CancelFlag::new();
-        let other = flag.clone();
-        assert!(!flag.is_cancelled());
-        other.cancel();
-        assert!(flag.is_cancelled());
-        flag.reset();
-        assert!(!other.is_cancelled());
-    }
 }

@@ -9,20 +9,24 @@
 //! [`generation`] session, which samples ([`sampling`]), constrained by a grammar where asked
 //! ([`constraint`]), and streams text.
 
+pub mod cancel;
 pub mod chat_template;
 pub mod constraint;
 pub mod cpu;
 pub mod dequant;
 pub mod engine;
+pub mod gbnf;
 pub mod generation;
 pub mod gguf;
 pub mod gpu;
 pub mod kernels;
+pub mod logprobs;
 pub mod model_config;
 pub mod protocol;
 pub mod request;
 pub mod rope;
 pub mod sampling;
+pub mod stop;
 pub mod tokenizer;
 pub mod tools;
 

@@ -146,8 +146,7 @@ pub struct Usage {
 /// An OpenAI chat-completion request, with llama.cpp's extra sampling fields (`top_k`, `min_p`,
 /// `repetition_penalty`). Absent fields take the defaults of [`crate::request`], which turns a
 /// request into generation settings; `temperature: 0` is greedy. Fields this crate
-/// has no use for (`model`, `stream`, `user`, ...) are accepted and ignored; `n` other than 1
-/// is refused.
+/// has no use for (`model`, `stream`, `user`, ...) are accepted and ignored.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct ChatCompletionRequest {
     pub messages: Vec<ChatMessage>,
@@ -166,18 +165,67 @@ pub struct ChatCompletionRequest {
     pub stop: Option<Stop>,
     /// Token id (as a string, as JSON object keys are) → bias.
     pub logit_bias: Option<std::collections::BTreeMap<String, f32>>,
+    /// Replies to generate from the one prompt (1 to [`crate::request::MAX_CHOICES`]).
     pub n: Option<usize>,
+    /// Whether each reply carries its tokens' log probabilities.
+    pub logprobs: Option<bool>,
+    /// How many most likely alternatives each token lists (0 to 20; needs `logprobs`).
+    pub top_logprobs: Option<usize>,
     pub response_format: Option<ResponseFormat>,
     pub tool_choice: Option<ToolChoice>,
 }
 
-/// OpenAI's `response_format`.
+/// OpenAI's legacy completion request: a raw prompt continued as it is, with no chat template.
+/// The sampling fields mean what they mean in [`ChatCompletionRequest`]; `echo` puts the prompt
+/// before each reply's text.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct CompletionRequest {
+    /// Plain text: control tokens it spells (`<|im_start|>`) are tokenized as text.
+    pub prompt: String,
+    pub echo: Option<bool>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub top_k: Option<usize>,
+    pub min_p: Option<f32>,
+    pub repetition_penalty: Option<f32>,
+    pub presence_penalty: Option<f32>,
+    pub frequency_penalty: Option<f32>,
+    pub max_tokens: Option<usize>,
+    pub seed: Option<u64>,
+    pub stop: Option<Stop>,
+    pub logit_bias: Option<std::collections::BTreeMap<String, f32>>,
+    pub n: Option<usize>,
+    pub logprobs: Option<bool>,
+    pub top_logprobs: Option<usize>,
+    pub response_format: Option<ResponseFormat>,
+}
+
+/// One token of `choices[i].logprobs.content` (OpenAI's shape): its text, log probability,
+/// bytes, and the most likely alternatives at its position.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatCompletionTokenLogprob {
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Vec<u8>,
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+/// An alternative in [`ChatCompletionTokenLogprob::top_logprobs`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TopLogprob {
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Vec<u8>,
+}
+
+/// OpenAI's `response_format`, and WebLLM's `grammar` (GBNF text).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ResponseFormat {
     Text,
     JsonObject,
     JsonSchema { json_schema: JsonSchemaFormat },
+    Grammar { grammar: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

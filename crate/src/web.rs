@@ -16,11 +16,13 @@ use wasm_bindgen::prelude::*;
 
 use crate::constraint::ConstraintError;
 use crate::engine::{CheckedModel, EngineError, EngineOptions, KvCacheType, ModelLoad};
-use crate::generation::{CancelFlag, GenerationError, Session};
+use crate::generation::{CancelFlag, Delta, GenerationError, Session};
 use crate::gguf::{parse_header, GgufHeader, HeaderParse, Limits};
 use crate::gpu::{GpuContext, GpuOptions};
-use crate::protocol::ChatCompletionRequest;
+use crate::logprobs::{openai_logprobs, TokenLogprob};
+use crate::protocol::{ChatCompletionRequest, CompletionRequest};
 use crate::rope::RopeScalingOverride;
+use crate::tokenizer::Tokenizer;
 
 /// A JS `Error` whose `code` names the failure for the wrapper's error classes.
 fn js_error(code: &str, message: impl std::fmt::Display) -> JsValue {
@@ -45,6 +47,37 @@ fn generation_error(e: &GenerationError) -> JsValue {
         | GenerationError::EmptyPrompt => js_error("invalid-request", e),
         GenerationError::Constraint(ConstraintError::Runtime(_)) => js_error("internal", e),
         GenerationError::Tokenizer(_) => js_error("internal", e),
+    }
+}
+
+/// A generation's delta callback that calls JS `on_delta(choice, text, logprobsJson?)`.
+fn delta_sender<'a>(
+    on_delta: &'a js_sys::Function,
+    tokenizer: &'a Tokenizer,
+) -> impl FnMut(Delta) + 'a {
+    move |delta: Delta| {
+        let logprobs = if delta.logprobs.is_empty() {
+            JsValue::UNDEFINED
+        } else {
+            let entries = openai_logprobs(delta.logprobs, tokenizer);
+            JsValue::from_str(&serde_json::to_string(&entries).unwrap_or_default())
+        };
+        // A throwing callback must not stop generation half-way through the cache.
+        let _ = on_delta.call3(
+            &JsValue::NULL,
+            &JsValue::from(delta.choice as u32),
+            &JsValue::from_str(delta.text),
+            &logprobs,
+        );
+    }
+}
+
+/// A choice's `logprobs`: OpenAI's `{"content": [...]}` when asked for, else null.
+fn logprobs_json(asked: bool, tokens: &[TokenLogprob], tokenizer: &Tokenizer) -> serde_json::Value {
+    if asked {
+        serde_json::json!({ "content": openai_logprobs(tokens, tokenizer) })
+    } else {
+        serde_json::Value::Null
     }
 }
 
@@ -261,11 +294,13 @@ impl WebEngine {
         }
     }
 
-    /// Runs an OpenAI chat request (JSON: messages, sampling fields, `response_format`, `tools`,
-    /// `tool_choice`) and resolves to JSON `{"content", "tool_calls", "finish_reason",
-    /// "generated_ids", "usage"}`; `on_delta` receives the text as it streams (tool calls are
-    /// not streamed). The session keeps its KV cache, so the next request reuses the shared
-    /// prefix.
+    /// Runs an OpenAI chat request (JSON: messages, sampling fields, `n`, `logprobs`,
+    /// `response_format`, `tools`, `tool_choice`) and resolves to JSON `{"choices": [{"content",
+    /// "tool_calls", "finish_reason", "generated_ids", "logprobs"}], "usage"}` (`logprobs`: OpenAI's
+    /// `content` list, or null when not asked for); `on_delta(choice, text, logprobs)` receives
+    /// each choice's text as it streams, with its tokens' logprobs as JSON (or undefined). Tool
+    /// calls are not streamed. The session keeps its KV cache, so the next request reuses the
+    /// shared prefix.
     #[wasm_bindgen(js_name = chatCompletion)]
     pub fn chat_completion(
         &self,
@@ -282,21 +317,68 @@ impl WebEngine {
             let State::Ready(session) = &mut *state else {
                 return Err(js_error("internal", "the model has not finished loading"));
             };
-            let mut on_text = |text: &str| {
-                // A throwing callback must not stop generation half-way through the cache.
-                let _ = on_delta.call1(&JsValue::NULL, &JsValue::from_str(text));
-            };
+            let tokenizer = session.shared_tokenizer();
             let reply = session
-                .chat_completion(&request, &cancel, &mut on_text)
+                .chat_completion(&request, &cancel, &mut delta_sender(&on_delta, &tokenizer))
                 .await
                 .map_err(|e| generation_error(&e))?;
-            let result = serde_json::json!({
-                "content": reply.content,
-                "tool_calls": reply.tool_calls,
-                "finish_reason": reply.finish_reason.as_str(),
-                "generated_ids": reply.completion.generated_ids,
-                "usage": reply.completion.usage,
-            });
+            let with_logprobs = request.logprobs == Some(true);
+            let choices: Vec<serde_json::Value> = reply
+                .choices
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "content": c.content,
+                        "tool_calls": c.tool_calls,
+                        "finish_reason": c.finish_reason.as_str(),
+                        "generated_ids": c.completion.generated_ids,
+                        "logprobs": logprobs_json(with_logprobs, &c.completion.logprobs, &tokenizer),
+                    })
+                })
+                .collect();
+            let result = serde_json::json!({ "choices": choices, "usage": reply.usage });
+            Ok(JsValue::from_str(&result.to_string()))
+        })
+    }
+
+    /// Runs a legacy completion request (JSON: `prompt`, `echo`, the sampling fields, `n`,
+    /// `logprobs`): the prompt continued as plain text with no chat template. Resolves to JSON
+    /// `{"choices": [{"text", "finish_reason", "generated_ids", "logprobs"}], "usage"}`;
+    /// `on_delta` as for [`WebEngine::chat_completion`].
+    pub fn completion(
+        &self,
+        request_json: String,
+        on_delta: js_sys::Function,
+        cancel: &CancelToken,
+    ) -> js_sys::Promise {
+        let state = self.state.clone();
+        let cancel = cancel.0.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let request: CompletionRequest =
+                serde_json::from_str(&request_json).map_err(|e| js_error("invalid-request", e))?;
+            let mut state = state.try_borrow_mut().map_err(|_| Self::busy())?;
+            let State::Ready(session) = &mut *state else {
+                return Err(js_error("internal", "the model has not finished loading"));
+            };
+            let tokenizer = session.shared_tokenizer();
+            let reply = session
+                .completion(&request, &cancel, &mut delta_sender(&on_delta, &tokenizer))
+                .await
+                .map_err(|e| generation_error(&e))?;
+            let with_logprobs = request.logprobs == Some(true);
+            let choices: Vec<serde_json::Value> = reply
+                .choices
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "text": c.text,
+                        "finish_reason": c.finish_reason.as_str(),
+                        "generated_ids": c.generated_ids,
+                        "logprobs": logprobs_json(with_logprobs, &c.logprobs, &tokenizer),
+                    })
+                })
+                .collect();
+            let result = serde_json::json!({ "choices": choices, "usage": reply.usage });
             Ok(JsValue::from_str(&result.to_string()))
         })
     }

@@ -144,11 +144,12 @@ mod on_the_real_model {
 
     fn ask(s: &mut Session, request: &ChatCompletionRequest) -> (ChatReply, String) {
         let mut streamed = String::new();
-        let reply = pollster::block_on(
-            s.chat_completion(request, &CancelFlag::new(), &mut |t| streamed.push_str(t)),
-        )
+        let reply = pollster::block_on(s.chat_completion(request, &CancelFlag::new(), &mut |d| {
+            streamed.push_str(d.text)
+        }))
         .unwrap();
-        (reply, streamed)
+        let choice = reply.choices.into_iter().next().unwrap();
+        (choice, streamed)
     }
 
     fn request(prompt: &str, schema: &Value, temperature: f32, seed: u64) -> ChatCompletionRequest {
@@ -340,8 +341,8 @@ fn arbitrary_token_choices_stay_inside_the_grammar() {
                     ..SamplingParams::default()
                 },
                 max_tokens: 80,
-                stop: Vec::new(),
                 grammar: Some(schema_grammar(schema.clone())),
+                ..GenerateParams::default()
             };
             let done =
                 pollster::block_on(s.generate(&prompt, &params, &CancelFlag::new(), &mut |_| {}))

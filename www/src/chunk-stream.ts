@@ -1,19 +1,19 @@
-// The async iterator a streaming chat completion returns: the producer (the wasm callback, or
-// worker messages) pushes chunks as they are generated; the consumer pulls them with
-// `for await`. Leaving the loop early cancels the generation.
+// The async iterator a streaming completion (chat or legacy) returns: the producer (the wasm
+// callback, or worker messages) pushes chunks as they are generated; the consumer pulls them
+// with `for await`. Leaving the loop early cancels the generation.
 
 import type { ChatCompletionChunk } from './types.js';
 
-export class ChunkStream implements AsyncIterableIterator<ChatCompletionChunk> {
-  private readonly buffered: ChatCompletionChunk[] = [];
+export class ChunkStream<Chunk = ChatCompletionChunk> implements AsyncIterableIterator<Chunk> {
+  private readonly buffered: Chunk[] = [];
   private ended = false;
   private failure: { error: unknown } | null = null;
-  private waiting: { resolve: (result: IteratorResult<ChatCompletionChunk>) => void; reject: (error: unknown) => void } | null = null;
+  private waiting: { resolve: (result: IteratorResult<Chunk>) => void; reject: (error: unknown) => void } | null = null;
 
   /** `cancel` stops the generation when the consumer stops iterating before the end. */
   constructor(private readonly cancel: () => void) {}
 
-  push(chunk: ChatCompletionChunk): void {
+  push(chunk: Chunk): void {
     if (this.ended) return;
     if (this.waiting) {
       this.takeWaiting().resolve({ value: chunk, done: false });
@@ -37,7 +37,7 @@ export class ChunkStream implements AsyncIterableIterator<ChatCompletionChunk> {
     if (this.waiting) this.takeWaiting().reject(error);
   }
 
-  next(): Promise<IteratorResult<ChatCompletionChunk>> {
+  next(): Promise<IteratorResult<Chunk>> {
     const chunk = this.buffered.shift();
     if (chunk) return Promise.resolve({ value: chunk, done: false });
     if (this.failure) {
@@ -52,7 +52,7 @@ export class ChunkStream implements AsyncIterableIterator<ChatCompletionChunk> {
   }
 
   /** Called by `break`/`return` inside `for await`: cancels the generation. */
-  return(): Promise<IteratorResult<ChatCompletionChunk>> {
+  return(): Promise<IteratorResult<Chunk>> {
     if (!this.ended) {
       this.ended = true;
       this.cancel();
@@ -62,11 +62,11 @@ export class ChunkStream implements AsyncIterableIterator<ChatCompletionChunk> {
     return Promise.resolve({ value: undefined, done: true });
   }
 
-  [Symbol.asyncIterator](): AsyncIterableIterator<ChatCompletionChunk> {
+  [Symbol.asyncIterator](): AsyncIterableIterator<Chunk> {
     return this;
   }
 
-  private takeWaiting(): { resolve: (result: IteratorResult<ChatCompletionChunk>) => void; reject: (error: unknown) => void } {
+  private takeWaiting(): { resolve: (result: IteratorResult<Chunk>) => void; reject: (error: unknown) => void } {
     const waiting = this.waiting as NonNullable<typeof this.waiting>;
     this.waiting = null;
     return waiting;

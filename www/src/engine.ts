@@ -1,11 +1,11 @@
 // The engine in this JavaScript realm (page or worker): loads a model through the cache into
 // the wasm WebEngine (headers first, then every tensor byte, streamed) and serves the
-// OpenAI-shaped chat API over it, one request at a time.
+// OpenAI-shaped chat and legacy completion APIs over it, one request at a time.
 
 import { CancelToken, ModelHeaders, WebEngine } from '../pkg/qwen_webgpu.js';
 import { ChunkStream } from './chunk-stream.js';
 import { OperationQueue } from './operation-queue.js';
-import { Completions, type CompletionBackend } from './completions.js';
+import { Completions, LegacyCompletions, type CompletionBackend } from './completions.js';
 import {
   AbortedError,
   BadModelError,
@@ -23,12 +23,18 @@ import type {
   ChatCompletionRequestNonStreaming,
   ChatCompletionRequestStreaming,
   ChatCompletions,
+  ChoiceLogprobs,
+  Completion,
+  CompletionCreateParams,
+  CompletionCreateParamsNonStreaming,
+  CompletionCreateParamsStreaming,
   CompletionUsage,
   Engine,
   EngineOptions,
   FinishReason,
   LoadProgress,
   RuntimeStats,
+  TextCompletions,
 } from './types.js';
 import { createWasmHasher, initWasm } from './wasm.js';
 
@@ -55,14 +61,31 @@ interface UploadProgress {
 /** The wasm engine's usage: `prompt_tokens` counts the whole prompt, cached tokens included. */
 type WasmUsage = Omit<CompletionUsage, 'extra'>;
 
-/** `chatCompletion()`'s answer (`tool_calls`: empty, or absent from engines without tools). */
-interface WasmCompletion {
+/** A choice of `chatCompletion()`'s answer (`tool_calls`: empty, or absent from engines without tools). */
+interface WasmChatChoice {
   content: string;
   tool_calls?: AssistantToolCall[];
   finish_reason: FinishReason;
   generated_ids: number[];
+  logprobs: ChoiceLogprobs | null;
+}
+
+/** A choice of `completion()`'s answer. */
+interface WasmTextChoice {
+  text: string;
+  finish_reason: FinishReason;
+  generated_ids: number[];
+  logprobs: ChoiceLogprobs | null;
+}
+
+/** `chatCompletion()`'s or `completion()`'s answer: the choices, and their usage together. */
+interface WasmCompletion<Choice> {
+  choices: Choice[];
   usage: WasmUsage;
 }
+
+/** What a wasm request streams: a piece of choice `choice`'s text, with its tokens' logprobs (JSON) when asked for. */
+type DeltaCallback = (choice: number, text: string, logprobs?: ChoiceLogprobs) => void;
 
 /** `stats()`'s answer (its `adapter` is wgpu's, which knows only the description). */
 type WasmStats = Omit<RuntimeStats, 'lastUsage' | 'adapterInfo' | 'maxStorageBufferBindingSize'>;
@@ -288,6 +311,7 @@ class Cancellation {
 
 class LocalEngine implements Engine, CompletionBackend {
   readonly chat: { readonly completions: ChatCompletions };
+  readonly completions: TextCompletions;
   private webEngine: WebEngine | null;
   private readonly queue = new OperationQueue(() => {
     // The trapped instance's memory may be mid-update: never call into it again.
@@ -299,33 +323,31 @@ class LocalEngine implements Engine, CompletionBackend {
   constructor(webEngine: WebEngine, private readonly modelName: string, private readonly adapter: GpuAdapterFacts | null) {
     this.webEngine = webEngine;
     this.chat = { completions: new Completions(this) };
+    this.completions = new LegacyCompletions(this);
   }
 
   async complete(request: ChatCompletionRequestNonStreaming): Promise<ChatCompletion> {
-    const requestJson = wasmRequestJson(request);
     const cancellation = this.cancellationFor(request.signal);
-    const result = await this.run(requestJson, cancellation, () => undefined);
+    const result = await this.run<WasmChatChoice>('chat', wasmRequestJson(request), cancellation, () => undefined);
     return {
-      id: completionId(),
+      id: completionId('chatcmpl'),
       object: 'chat.completion',
       created: unixSeconds(),
       model: this.modelName,
-      choices: [{
-        index: 0,
-        message: result.tool_calls?.length
-          ? { role: 'assistant', content: result.content.trim() === '' ? null : result.content, tool_calls: result.tool_calls }
-          : { role: 'assistant', content: result.content },
-        finish_reason: result.finish_reason,
-        logprobs: null,
-      }],
+      choices: result.choices.map((choice, index) => ({
+        index,
+        message: choice.tool_calls?.length
+          ? { role: 'assistant', content: choice.content.trim() === '' ? null : choice.content, tool_calls: choice.tool_calls }
+          : { role: 'assistant', content: choice.content },
+        finish_reason: choice.finish_reason,
+        logprobs: choice.logprobs,
+      })),
       usage: result.usage,
     };
   }
 
   async stream(request: ChatCompletionRequestStreaming): Promise<AsyncIterableIterator<ChatCompletionChunk>> {
-    const requestJson = wasmRequestJson(request);
-    const cancellation = this.cancellationFor(request.signal);
-    const id = completionId();
+    const id = completionId('chatcmpl');
     const created = unixSeconds();
     const chunk = (choices: ChatCompletionChunk['choices']): ChatCompletionChunk => ({
       id,
@@ -334,22 +356,72 @@ class LocalEngine implements Engine, CompletionBackend {
       model: this.modelName,
       choices,
     });
-    const choice = (delta: Omit<ChatCompletionChunk['choices'][0]['delta'], 'role'>, finishReason: FinishReason | null) =>
-      [{ index: 0 as const, delta: { role: 'assistant' as const, ...delta }, finish_reason: finishReason, logprobs: null }];
-    const stream = new ChunkStream(() => cancellation.cancel());
-    const onDelta = (text: string) => {
-      if (text !== '') stream.push(chunk(choice({ content: text }, null)));
+    return this.streamed<WasmChatChoice, ChatCompletionChunk>(request, wasmRequestJson(request), 'chat', {
+      delta: (index, content, logprobs) => chunk([{ index, delta: { role: 'assistant', content }, finish_reason: null, logprobs }]),
+      last: (index, choice) => {
+        const toolCalls = choice.tool_calls?.map((call, callIndex) => ({ index: callIndex, ...call })) ?? [];
+        const delta = { role: 'assistant' as const, ...(toolCalls.length ? { tool_calls: toolCalls } : {}) };
+        return chunk([{ index, delta, finish_reason: choice.finish_reason, logprobs: null }]);
+      },
+      usage: (usage) => ({ ...chunk([]), usage }),
+    });
+  }
+
+  async completeText(request: CompletionCreateParamsNonStreaming): Promise<Completion> {
+    const cancellation = this.cancellationFor(request.signal);
+    const result = await this.run<WasmTextChoice>('text', wasmRequestJson(request), cancellation, () => undefined);
+    return {
+      id: completionId('cmpl'),
+      object: 'text_completion',
+      created: unixSeconds(),
+      model: this.modelName,
+      choices: result.choices.map((choice, index) => ({ index, text: choice.text, finish_reason: choice.finish_reason, logprobs: choice.logprobs })),
+      usage: result.usage,
+    };
+  }
+
+  async streamText(request: CompletionCreateParamsStreaming): Promise<AsyncIterableIterator<Completion>> {
+    const id = completionId('cmpl');
+    const created = unixSeconds();
+    const chunk = (choices: Completion['choices']): Completion => ({ id, object: 'text_completion', created, model: this.modelName, choices });
+    return this.streamed<WasmTextChoice, Completion>(request, wasmRequestJson(request), 'text', {
+      delta: (index, text, logprobs) => chunk([{ index, text, finish_reason: null, logprobs }]),
+      last: (index, choice) => chunk([{ index, text: '', finish_reason: choice.finish_reason, logprobs: null }]),
+      usage: (usage) => ({ ...chunk([]), usage }),
+    });
+  }
+
+  /**
+   * Runs a streaming request: a chunk per delta, then each choice's last chunk (its finish
+   * reason), and the usage on the very last chunk or, with `stream_options.include_usage`, as a
+   * chunk of its own with no choices (OpenAI's and WebLLM's shapes).
+   */
+  private async streamed<Choice, Chunk extends { usage?: CompletionUsage }>(
+    request: ChatCompletionRequestStreaming | CompletionCreateParamsStreaming,
+    requestJson: string,
+    kind: 'chat' | 'text',
+    make: {
+      delta: (index: number, text: string, logprobs: ChoiceLogprobs | null) => Chunk;
+      last: (index: number, choice: Choice) => Chunk;
+      usage: (usage: CompletionUsage) => Chunk;
+    },
+  ): Promise<AsyncIterableIterator<Chunk>> {
+    const cancellation = this.cancellationFor(request.signal);
+    const stream = new ChunkStream<Chunk>(() => cancellation.cancel());
+    const onDelta: DeltaCallback = (index, text, logprobs) => {
+      if (text !== '' || logprobs) stream.push(make.delta(index, text, logprobs ?? null));
     };
     const separateUsage = request.stream_options?.include_usage === true;
-    this.run(requestJson, cancellation, onDelta).then(
+    this.run<Choice>(kind, requestJson, cancellation, onDelta).then(
       (result) => {
-        const toolCalls = result.tool_calls?.map((call, index) => ({ index, ...call })) ?? [];
-        const last = chunk(choice(toolCalls.length ? { tool_calls: toolCalls } : {}, result.finish_reason));
+        const lasts = result.choices.map((choice, index) => make.last(index, choice));
+        const final = lasts.pop() as Chunk;
+        for (const last of lasts) stream.push(last);
         if (separateUsage) {
-          stream.push(last);
-          stream.push({ ...chunk([]), usage: result.usage });
+          stream.push(final);
+          stream.push(make.usage(result.usage));
         } else {
-          stream.push({ ...last, usage: result.usage });
+          stream.push({ ...final, usage: result.usage });
         }
         stream.end();
       },
@@ -396,24 +468,28 @@ class LocalEngine implements Engine, CompletionBackend {
     return cancellation;
   }
 
-  /** Queues one chat completion and resolves to the wasm engine's answer, with WebLLM's usage. */
-  private run(
+  /** Queues one chat or legacy completion and resolves to the wasm engine's answer, with WebLLM's usage. */
+  private run<Choice>(
+    kind: 'chat' | 'text',
     requestJson: string,
     cancellation: Cancellation,
-    onDelta: (text: string) => void,
-  ): Promise<Omit<WasmCompletion, 'usage'> & { usage: CompletionUsage }> {
+    onDelta: DeltaCallback,
+  ): Promise<{ choices: Choice[]; usage: CompletionUsage }> {
     return this.queue.run(async () => {
       const engine = this.loaded();
       const token = new CancelToken();
       cancellation.attach(token);
       this.running = cancellation;
       const timing: RequestTiming = { start: performance.now(), firstText: null, end: 0 };
-      const timedDelta = (text: string) => {
+      const timedDelta = (choice: number, text: string, logprobsJson?: string) => {
         if (text !== '') timing.firstText ??= performance.now();
-        onDelta(text);
+        onDelta(choice, text, logprobsJson === undefined ? undefined : { content: JSON.parse(logprobsJson) as ChoiceLogprobs['content'] });
       };
       try {
-        const result = JSON.parse(await engine.chatCompletion(requestJson, timedDelta, token)) as WasmCompletion;
+        const answer = kind === 'chat'
+          ? await engine.chatCompletion(requestJson, timedDelta, token)
+          : await engine.completion(requestJson, timedDelta, token);
+        const result = JSON.parse(answer) as WasmCompletion<Choice>;
         timing.end = performance.now();
         const usage = requestUsage(result.usage, timing);
         this.lastUsage = usage;
@@ -436,22 +512,21 @@ class LocalEngine implements Engine, CompletionBackend {
 
 /**
  * The request as the wasm engine reads it, less what only this side handles (the signal, the
- * stream flag and options, `logprobs`, which can only be false here), and with WebLLM's
- * `json_object` schema string as OpenAI's `json_schema`. chat.completions.create has checked it
- * (request-validation.ts), the schema string included.
+ * stream flag and options), and with WebLLM's `json_object` schema string as OpenAI's
+ * `json_schema`. `create` has checked it (request-validation.ts), the schema string included.
  */
-function wasmRequestJson(request: ChatCompletionRequest): string {
-  const { signal: _signal, stream: _stream, logprobs: _logprobs, ...fields } = request;
+function wasmRequestJson(request: ChatCompletionRequest | CompletionCreateParams): string {
+  const { signal: _signal, stream: _stream, ...fields } = request;
   const { stream_options: _streamOptions, ...rest } = fields as typeof fields & { stream_options?: unknown };
-  const format = rest.response_format;
+  const format = (rest as { response_format?: ChatCompletionRequest['response_format'] }).response_format;
   if (format?.type === 'json_object' && format.schema !== undefined) {
-    rest.response_format = { type: 'json_schema', json_schema: { schema: JSON.parse(format.schema) as Record<string, unknown> } };
+    (rest as { response_format?: unknown }).response_format = { type: 'json_schema', json_schema: { schema: JSON.parse(format.schema) as Record<string, unknown> } };
   }
   return JSON.stringify(rest);
 }
 
-function completionId(): string {
-  return `chatcmpl-${crypto.randomUUID()}`;
+function completionId(prefix: 'chatcmpl' | 'cmpl'): string {
+  return `${prefix}-${crypto.randomUUID()}`;
 }
 
 function unixSeconds(): number {

@@ -9,6 +9,9 @@ import type {
   ChatCompletionChunk,
   ChatCompletionRequestNonStreaming,
   ChatCompletionRequestStreaming,
+  Completion,
+  CompletionCreateParamsNonStreaming,
+  CompletionCreateParamsStreaming,
   EngineOptions,
   LoadProgress,
   RuntimeStats,
@@ -22,11 +25,17 @@ export type WorkerChatRequest =
   | Omit<ChatCompletionRequestNonStreaming, 'signal'>
   | Omit<ChatCompletionRequestStreaming, 'signal'>;
 
+/** A legacy completion request as it crosses to the worker. */
+export type WorkerTextRequest =
+  | Omit<CompletionCreateParamsNonStreaming, 'signal'>
+  | Omit<CompletionCreateParamsStreaming, 'signal'>;
+
 /** Page → worker. */
 export type WorkerRequest =
   | { type: 'load'; id: number; options: WorkerEngineOptions }
   | { type: 'chat'; id: number; request: WorkerChatRequest }
-  /** Cancels request `target`: a load (it fails with 'aborted') or a chat (it finishes with 'abort'). */
+  | { type: 'text'; id: number; request: WorkerTextRequest }
+  /** Cancels request `target`: a load (it fails with 'aborted') or a chat or text request (it finishes with 'abort'). */
   | { type: 'cancel'; id: number; target: number }
   | { type: 'reset-chat'; id: number }
   | { type: 'runtime-stats'; id: number }
@@ -37,8 +46,9 @@ export type WorkerResponse =
   | { type: 'progress'; id: number; progress: LoadProgress }
   | { type: 'loaded'; id: number }
   | { type: 'completion'; id: number; completion: ChatCompletion }
-  | { type: 'chunk'; id: number; chunk: ChatCompletionChunk }
-  /** A streaming chat's last message (after its final chunk). */
+  | { type: 'text-completion'; id: number; completion: Completion }
+  | { type: 'chunk'; id: number; chunk: ChatCompletionChunk | Completion }
+  /** A streaming chat or text request's last message (after its final chunk). */
   | { type: 'stream-end'; id: number }
   | { type: 'runtime-stats'; id: number; stats: RuntimeStats }
   /** A reset-chat or unload finished. */

@@ -86,11 +86,14 @@ export type ToolChoice = 'auto' | 'none' | 'required' | { type: 'function'; func
 
 /**
  * OpenAI's `response_format`: JSON formats constrain the output to valid JSON (of the schema).
- * `json_object` may carry WebLLM's `schema`, a JSON Schema as a JSON string.
+ * `json_object` may carry WebLLM's `schema`, a JSON Schema as a JSON string. WebLLM's `grammar`
+ * is a GBNF grammar (llama.cpp's EBNF, `root` the start) the output must match; what cannot be
+ * enforced (token references `<...>`) is refused with an InvalidRequestError naming it.
  */
 export type ResponseFormat =
   | { type: 'text' }
   | { type: 'json_object'; schema?: string }
+  | { type: 'grammar'; grammar: string }
   | { type: 'json_schema'; json_schema: { name?: string; schema: Record<string, unknown>; strict?: boolean } };
 
 /** OpenAI's `stream_options`: `include_usage` adds a last chunk with `choices: []` and the usage. */
@@ -120,10 +123,12 @@ export interface ChatCompletionRequestBase {
   logit_bias?: Record<string, number>;
   /** Accepted for OpenAI compatibility; the loaded model answers whatever it says. */
   model?: string;
-  /** Only 1 (one reply per request); anything else is refused. */
+  /** Replies to generate (1 to 128), sampled one after another from one prefill of the prompt. */
   n?: number;
-  /** Only false: log probabilities are not computed; true is refused. */
+  /** Whether each reply lists its tokens' log probabilities (choices[i].logprobs.content). */
   logprobs?: boolean;
+  /** How many most likely alternatives each token lists (0 to 20; needs logprobs: true). */
+  top_logprobs?: number;
   /** Stops generation within one step; the request then finishes with finish_reason 'abort'. */
   signal?: AbortSignal;
 }
@@ -183,17 +188,46 @@ export interface ChatCompletion {
   /** Unix time in seconds. */
   created: number;
   model: string;
-  choices: [{
-    index: 0;
-    /**
-     * `tool_calls` is present when the reply is tool calls (finish_reason 'tool_calls'); `content`
-     * is then the text before them, or null when there is none (OpenAI's shape).
-     */
-    message: { role: 'assistant'; content: string | null; tool_calls?: AssistantToolCall[] };
-    finish_reason: FinishReason;
-    logprobs: null;
-  }];
+  /** One per `n`, in order (`index`). */
+  choices: ChatCompletionChoice[];
+  /** All choices together: the one prefill, and every choice's generated tokens. */
   usage: CompletionUsage;
+}
+
+export interface ChatCompletionChoice {
+  index: number;
+  /**
+   * `tool_calls` is present when the reply is tool calls (finish_reason 'tool_calls'); `content`
+   * is then the text before them, or null when there is none (OpenAI's shape).
+   */
+  message: { role: 'assistant'; content: string | null; tool_calls?: AssistantToolCall[] };
+  finish_reason: FinishReason;
+  /** With `logprobs: true`: each generated token's; else null. */
+  logprobs: ChoiceLogprobs | null;
+}
+
+/** OpenAI's `choices[i].logprobs`. */
+export interface ChoiceLogprobs {
+  content: ChatCompletionTokenLogprob[];
+}
+
+/**
+ * A generated token's log probability: the log-softmax of the logits it was drawn from (after
+ * logit bias, penalties and the grammar mask, divided by the temperature; greedy decoding counts
+ * as temperature 1), with the `top_logprobs` most likely alternatives at its position.
+ */
+export interface ChatCompletionTokenLogprob {
+  token: string;
+  logprob: number;
+  /** The token's bytes (a token may hold part of a UTF-8 character). */
+  bytes: number[];
+  top_logprobs: TopLogprob[];
+}
+
+export interface TopLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
 }
 
 export interface ChatCompletionChunk {
@@ -202,15 +236,17 @@ export interface ChatCompletionChunk {
   created: number;
   model: string;
   /**
-   * One choice; none in the usage chunk that `stream_options.include_usage` adds at the end.
-   * Every delta carries the role. The one with the finish reason carries no content, and the
-   * tool calls, if any, each whole in one delta (a valid OpenAI stream of them).
+   * One choice (`index` says which of `n`); none in the usage chunk that
+   * `stream_options.include_usage` adds at the end. Every delta carries the role. Each choice's
+   * chunk with the finish reason carries no content, and the tool calls, if any, each whole in
+   * one delta (a valid OpenAI stream of them). With `logprobs: true`, a chunk's logprobs are its
+   * tokens' (a chunk may carry logprobs and empty content: tokens a stop string held back).
    */
   choices: {
-    index: 0;
+    index: number;
     delta: { role: 'assistant'; content?: string; tool_calls?: (AssistantToolCall & { index: number })[] };
     finish_reason: FinishReason | null;
-    logprobs: null;
+    logprobs: ChoiceLogprobs | null;
   }[];
   /**
    * With `stream_options.include_usage`: only on the last chunk (the one with no choices).
@@ -246,6 +282,69 @@ export interface RuntimeStats {
   lastUsage: CompletionUsage | null;
 }
 
+/**
+ * OpenAI's legacy completion request (WebLLM's CompletionCreateParams): `prompt` is continued as
+ * plain text, with no chat template (control tokens it spells are text). The sampling fields
+ * mean what they mean in a chat request; `echo` starts each choice's text with the prompt.
+ */
+export interface CompletionCreateParamsBase {
+  prompt: string;
+  echo?: boolean;
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  max_tokens?: number;
+  seed?: number;
+  stop?: string | string[];
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  repetition_penalty?: number;
+  logit_bias?: Record<string, number>;
+  model?: string;
+  n?: number;
+  logprobs?: boolean;
+  top_logprobs?: number;
+  signal?: AbortSignal;
+}
+
+export interface CompletionCreateParamsNonStreaming extends CompletionCreateParamsBase {
+  stream?: false;
+}
+
+export interface CompletionCreateParamsStreaming extends CompletionCreateParamsBase {
+  stream: true;
+  stream_options?: StreamOptions;
+}
+
+export type CompletionCreateParams = CompletionCreateParamsNonStreaming | CompletionCreateParamsStreaming;
+
+/** A legacy completion (also each streamed chunk's shape, with a piece of text per choice). */
+export interface Completion {
+  id: string;
+  object: 'text_completion';
+  created: number;
+  model: string;
+  choices: CompletionChoice[];
+  /** On the whole completion; when streaming, as for chat chunks. */
+  usage?: CompletionUsage;
+}
+
+export interface CompletionChoice {
+  index: number;
+  text: string;
+  /** Null in a streamed chunk before the choice's last. */
+  finish_reason: FinishReason | null;
+  logprobs: ChoiceLogprobs | null;
+}
+
+/** `engine.completions`: OpenAI's legacy completions. */
+export interface TextCompletions {
+  create(request: CompletionCreateParamsNonStreaming): Promise<Completion>;
+  create(request: CompletionCreateParamsStreaming): Promise<AsyncIterableIterator<Completion>>;
+  create(request: CompletionCreateParams): Promise<Completion | AsyncIterableIterator<Completion>>;
+}
+
 export interface ChatCompletions {
   create(request: ChatCompletionRequestNonStreaming): Promise<ChatCompletion>;
   create(request: ChatCompletionRequestStreaming): Promise<AsyncIterableIterator<ChatCompletionChunk>>;
@@ -258,6 +357,8 @@ export interface ChatCompletions {
  */
 export interface Engine {
   readonly chat: { readonly completions: ChatCompletions };
+  /** Raw-prompt completions (no chat template); they share the chat's KV cache. */
+  readonly completions: TextCompletions;
   /** Forgets the conversation held in the KV cache. */
   resetChat(): Promise<void>;
   runtimeStats(): Promise<RuntimeStats>;

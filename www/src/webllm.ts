@@ -14,9 +14,15 @@ import type {
   ChatCompletionRequestNonStreaming,
   ChatCompletionRequestStreaming,
   ChatCompletions,
+  Completion,
+  CompletionCreateParams,
+  CompletionCreateParamsNonStreaming,
+  CompletionCreateParamsStreaming,
+  CompletionUsage,
   Engine,
   EngineOptions,
   LoadProgress,
+  TextCompletions,
 } from './types.js';
 
 /** WebLLM's load progress (`progress` from 0 to 1), with this package's own fields beside it while bytes move. */
@@ -62,6 +68,10 @@ export interface MLCEngineInterface extends Engine {
   chatCompletion(request: ChatCompletionRequestNonStreaming): Promise<ChatCompletion>;
   chatCompletion(request: ChatCompletionRequestStreaming): Promise<AsyncIterableIterator<ChatCompletionChunk>>;
   chatCompletion(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterableIterator<ChatCompletionChunk>>;
+  /** Same as completions.create. */
+  completion(request: CompletionCreateParamsNonStreaming): Promise<Completion>;
+  completion(request: CompletionCreateParamsStreaming): Promise<AsyncIterableIterator<Completion>>;
+  completion(request: CompletionCreateParams): Promise<Completion | AsyncIterableIterator<Completion>>;
   /** Unloads the model and loads `model` (URL or shard URLs) with the same engine config. */
   reload(model: string | string[], chatOpts?: ChatOptions): Promise<void>;
   /** Stops the running request (it finishes with finish_reason 'abort') and the queued ones. */
@@ -100,6 +110,7 @@ export async function CreateWebWorkerMLCEngine(
 /** WebLLM's MLCEngine: `new MLCEngine(engineConfig)`, then `reload(model)`; the engine runs in this page. */
 export class MLCEngine implements MLCEngineInterface {
   readonly chat: { readonly completions: ChatCompletions };
+  readonly completions: TextCompletions;
   private engine: Engine | null = null;
   private readonly logLevel: LogLevel;
   /** Request defaults from the chat options. */
@@ -116,6 +127,14 @@ export class MLCEngine implements MLCEngineInterface {
     this.logLevel = logLevel;
     const create = ((request: ChatCompletionRequest) => this.create(request)) as ChatCompletions['create'];
     this.chat = { completions: { create } };
+    this.completions = { create: ((request: CompletionCreateParams) => this.createText(request)) as TextCompletions['create'] };
+  }
+
+  completion(request: CompletionCreateParamsNonStreaming): Promise<Completion>;
+  completion(request: CompletionCreateParamsStreaming): Promise<AsyncIterableIterator<Completion>>;
+  completion(request: CompletionCreateParams): Promise<Completion | AsyncIterableIterator<Completion>>;
+  completion(request: CompletionCreateParams): Promise<Completion | AsyncIterableIterator<Completion>> {
+    return this.createText(request);
   }
 
   chatCompletion(request: ChatCompletionRequestNonStreaming): Promise<ChatCompletion>;
@@ -191,44 +210,71 @@ export class MLCEngine implements MLCEngineInterface {
   }
 
   /** A request with the chat options' defaults, its own signal joined to interruptGenerate's. */
-  private async create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterableIterator<ChatCompletionChunk>> {
+  private create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterableIterator<ChatCompletionChunk>> {
+    return this.tracked(request, {
+      run: (engine, withDefaults) => engine.chat.completions.create(withDefaults as ChatCompletionRequest),
+      text: (completion) => completion.choices[0]?.message.content ?? '',
+      chunkText: (chunk) => chunk.choices.find((choice) => choice.index === 0)?.delta.content ?? '',
+    });
+  }
+
+  /** The same for a legacy completion request. */
+  private createText(request: CompletionCreateParams): Promise<Completion | AsyncIterableIterator<Completion>> {
+    return this.tracked(request, {
+      run: (engine, withDefaults) => engine.completions.create(withDefaults as CompletionCreateParams),
+      text: (completion) => completion.choices[0]?.text ?? '',
+      chunkText: (chunk) => chunk.choices.find((choice) => choice.index === 0)?.text ?? '',
+    });
+  }
+
+  /**
+   * Runs `request` with the chat options' defaults and a signal joined to interruptGenerate's,
+   * keeping the first choice's text for getMessage.
+   */
+  private async tracked<Whole extends { usage?: CompletionUsage }, Chunk extends { usage?: CompletionUsage }>(
+    request: ChatCompletionRequest | CompletionCreateParams,
+    how: {
+      run: (engine: Engine, withDefaults: ChatCompletionRequest | CompletionCreateParams) => Promise<Whole | AsyncIterableIterator<Chunk>>;
+      text: (whole: Whole) => string;
+      chunkText: (chunk: Chunk) => string;
+    },
+  ): Promise<Whole | AsyncIterableIterator<Chunk>> {
     const engine = this.loaded();
     const controller = new AbortController();
     this.inFlight.add(controller);
     const signal = request.signal ? AbortSignal.any([request.signal, controller.signal]) : controller.signal;
-    const withDefaults = { ...this.defaults, ...request, signal };
     try {
-      if (withDefaults.stream === true) {
-        const chunks = await engine.chat.completions.create(withDefaults);
+      const result = await how.run(engine, { ...this.defaults, ...request, signal });
+      if (request.stream === true) {
         this.lastMessage = '';
-        return this.tracked(chunks, controller);
+        return this.passOn(result as AsyncIterableIterator<Chunk>, controller, how.chunkText);
       }
-      const completion = await engine.chat.completions.create(withDefaults);
-      this.lastMessage = completion.choices[0].message.content ?? '';
-      this.afterRequest(completion.usage, controller);
-      return completion;
+      const whole = result as Whole;
+      this.lastMessage = how.text(whole);
+      this.inFlight.delete(controller);
+      if (whole.usage) this.log('DEBUG', speeds(whole.usage));
+      return whole;
     } catch (error) {
       this.inFlight.delete(controller);
       throw error;
     }
   }
 
-  /** Passes the chunks on, keeping the reply's text for getMessage. */
-  private async *tracked(chunks: AsyncIterableIterator<ChatCompletionChunk>, controller: AbortController): AsyncIterableIterator<ChatCompletionChunk> {
+  /** Passes the chunks on, keeping the first choice's text for getMessage. */
+  private async *passOn<Chunk extends { usage?: CompletionUsage }>(
+    chunks: AsyncIterableIterator<Chunk>,
+    controller: AbortController,
+    chunkText: (chunk: Chunk) => string,
+  ): AsyncIterableIterator<Chunk> {
     try {
       for await (const chunk of chunks) {
-        this.lastMessage += chunk.choices[0]?.delta.content ?? '';
+        this.lastMessage += chunkText(chunk);
         if (chunk.usage) this.log('DEBUG', speeds(chunk.usage));
         yield chunk;
       }
     } finally {
       this.inFlight.delete(controller);
     }
-  }
-
-  private afterRequest(usage: ChatCompletion['usage'], controller: AbortController): void {
-    this.inFlight.delete(controller);
-    this.log('DEBUG', speeds(usage));
   }
 
   /** Loads the model into an engine of this kind. */
@@ -257,7 +303,7 @@ export class WebWorkerMLCEngine extends MLCEngine {
   }
 }
 
-function speeds(usage: ChatCompletion['usage']): string {
+function speeds(usage: CompletionUsage): string {
   return `prefill ${usage.prompt_tokens} tokens at ${usage.prefill_tokens_per_s.toFixed(1)} tok/s, decode ${usage.completion_tokens} at ${usage.decode_tokens_per_s.toFixed(1)} tok/s`;
 }
 

@@ -3,18 +3,22 @@
 // as messages; errors come back as the same error classes with the same codes.
 
 import { ChunkStream } from './chunk-stream.js';
-import { Completions, type CompletionBackend } from './completions.js';
+import { Completions, LegacyCompletions, type CompletionBackend } from './completions.js';
 import { InternalError, deserializeError, serializeError } from './errors.js';
-import type { WorkerChatRequest, WorkerRequest, WorkerResponse } from './protocol.js';
+import type { WorkerChatRequest, WorkerRequest, WorkerResponse, WorkerTextRequest } from './protocol.js';
 import type {
   ChatCompletion,
   ChatCompletionChunk,
   ChatCompletionRequestNonStreaming,
   ChatCompletionRequestStreaming,
   ChatCompletions,
+  Completion,
+  CompletionCreateParamsNonStreaming,
+  CompletionCreateParamsStreaming,
   Engine,
   EngineOptions,
   RuntimeStats,
+  TextCompletions,
 } from './types.js';
 
 type ResponseOf<T extends WorkerResponse['type']> = Extract<WorkerResponse, { type: T }>;
@@ -31,12 +35,14 @@ export async function createWorkerEngine(worker: Worker, options: EngineOptions)
 
 class WorkerEngine implements Engine, CompletionBackend {
   readonly chat: { readonly completions: ChatCompletions };
+  readonly completions: TextCompletions;
   private nextId = 1;
   /** Where each open request's responses go, by request id. */
   private readonly handlers = new Map<number, (response: WorkerResponse) => void>();
 
   constructor(private readonly worker: Worker) {
     this.chat = { completions: new Completions(this) };
+    this.completions = new LegacyCompletions(this);
     worker.addEventListener('message', (event: MessageEvent) => {
       const response = event.data as WorkerResponse;
       this.handlers.get(response.id)?.(response);
@@ -74,14 +80,32 @@ class WorkerEngine implements Engine, CompletionBackend {
     return (await done).completion;
   }
 
-  async stream(request: ChatCompletionRequestStreaming): Promise<AsyncIterableIterator<ChatCompletionChunk>> {
+  stream(request: ChatCompletionRequestStreaming): Promise<AsyncIterableIterator<ChatCompletionChunk>> {
+    const { signal, ...rest } = request;
+    return Promise.resolve(this.streamed<ChatCompletionChunk>(signal, (id) => ({ type: 'chat', id, request: rest satisfies WorkerChatRequest })));
+  }
+
+  async completeText(request: CompletionCreateParamsNonStreaming): Promise<Completion> {
     const id = this.nextId++;
     const { signal, ...rest } = request;
-    const stream = new ChunkStream(() => this.send({ type: 'cancel', id: this.nextId++, target: id }));
+    const done = this.request(id, { type: 'text', id, request: rest }, 'text-completion');
+    this.cancelOnAbort(signal, id);
+    return (await done).completion;
+  }
+
+  streamText(request: CompletionCreateParamsStreaming): Promise<AsyncIterableIterator<Completion>> {
+    const { signal, ...rest } = request;
+    return Promise.resolve(this.streamed<Completion>(signal, (id) => ({ type: 'text', id, request: rest satisfies WorkerTextRequest })));
+  }
+
+  /** Sends the streaming request `message(id)` and returns its chunks as they come back. */
+  private streamed<Chunk extends ChatCompletionChunk | Completion>(signal: AbortSignal | undefined, message: (id: number) => WorkerRequest): AsyncIterableIterator<Chunk> {
+    const id = this.nextId++;
+    const stream = new ChunkStream<Chunk>(() => this.send({ type: 'cancel', id: this.nextId++, target: id }));
     this.handlers.set(id, (response) => {
       switch (response.type) {
         case 'chunk':
-          stream.push(response.chunk);
+          stream.push(response.chunk as Chunk);
           return;
         case 'stream-end':
           this.handlers.delete(id);
@@ -93,7 +117,7 @@ class WorkerEngine implements Engine, CompletionBackend {
           return;
       }
     });
-    this.send({ type: 'chat', id, request: rest satisfies WorkerChatRequest });
+    this.send(message(id));
     this.cancelOnAbort(signal, id);
     return stream;
   }

@@ -10,7 +10,13 @@
 import { createEngine } from './engine.js';
 import { InvalidRequestError, serializeError } from './errors.js';
 import type { MessageEndpoint, WorkerRequest, WorkerResponse } from './protocol.js';
-import type { Engine } from './types.js';
+import type {
+  ChatCompletionRequestNonStreaming,
+  ChatCompletionRequestStreaming,
+  CompletionCreateParamsNonStreaming,
+  CompletionCreateParamsStreaming,
+  Engine,
+} from './types.js';
 
 /** Serves one engine over `scope`'s messages (the worker's global scope by default). */
 export function serveEngineInWorker(scope: MessageEndpoint = globalThis as unknown as MessageEndpoint): void {
@@ -76,18 +82,25 @@ function messageHandler(scope: Pick<MessageEndpoint, 'postMessage'>): (event: Me
           post({ type: 'loaded', id });
         });
       case 'chat':
+      case 'text':
         return answer(id, async () => {
-          const completions = loadedEngine().chat.completions;
+          const loaded = loadedEngine();
           const controller = new AbortController();
           cancellers.set(id, controller);
           try {
-            if (message.request.stream === true) {
-              const chunks = await completions.create({ ...message.request, signal: controller.signal });
+            const request = { ...message.request, signal: controller.signal };
+            if (request.stream === true) {
+              const chunks = message.type === 'chat'
+                ? await loaded.chat.completions.create(request as ChatCompletionRequestStreaming)
+                : await loaded.completions.create(request as CompletionCreateParamsStreaming);
               for await (const chunk of chunks) post({ type: 'chunk', id, chunk });
               post({ type: 'stream-end', id });
-            } else {
-              const completion = await completions.create({ ...message.request, signal: controller.signal });
+            } else if (message.type === 'chat') {
+              const completion = await loaded.chat.completions.create(request as ChatCompletionRequestNonStreaming);
               post({ type: 'completion', id, completion });
+            } else {
+              const completion = await loaded.completions.create(request as CompletionCreateParamsNonStreaming);
+              post({ type: 'text-completion', id, completion });
             }
           } finally {
             cancellers.delete(id);

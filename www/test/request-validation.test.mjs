@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { before, test } from 'node:test';
 
 let Completions;
+let LegacyCompletions;
 let InvalidRequestError;
 /** The requests that reached the backend, as [method, request]. */
 const reached = [];
@@ -17,7 +18,7 @@ let completions;
 
 before(async () => {
   if (!existsSync(new URL('../dist/completions.js', import.meta.url))) throw new Error('missing www/dist (run npm run build in www/)');
-  ({ Completions } = await import('../dist/completions.js'));
+  ({ Completions, LegacyCompletions } = await import('../dist/completions.js'));
   ({ InvalidRequestError } = await import('../dist/errors.js'));
   completions = new Completions({
     complete: async (request) => {
@@ -99,15 +100,18 @@ test('valid requests reach the backend unchanged, by their stream flag', async (
 test('fields the engine does not honour are refused by name, never dropped', async () => {
   await assertRefused({ messages: MESSAGES, ignore_eos: true }, 'unsupported request field: ignore_eos');
   await assertRefused({ messages: MESSAGES, user: 'u', parallel_tool_calls: false }, 'unsupported request fields: user, parallel_tool_calls');
-  await assertRefused({ messages: MESSAGES, n: 3 }, 'n must be 1 (one reply per request), got 3');
-  await assertRefused({ messages: MESSAGES, logprobs: true, top_logprobs: 2 }, 'unsupported request field: top_logprobs');
-  await assertRefused({ messages: MESSAGES, logprobs: true }, 'logprobs is not supported (only logprobs: false)');
+  await assertRefused({ messages: MESSAGES, n: 0 }, 'n must be an integer from 1 to 128, got 0');
+  await assertRefused({ messages: MESSAGES, n: 1.5 }, 'n must be an integer from 1 to 128, got 1.5');
+  await assertRefused({ messages: MESSAGES, n: 129 }, 'n must be an integer from 1 to 128, got 129');
+  await assertRefused({ messages: MESSAGES, logprobs: 5 }, 'logprobs must be a boolean (top_logprobs asks for alternatives), got 5');
+  await assertRefused({ messages: MESSAGES, logprobs: true, top_logprobs: 21 }, 'top_logprobs must be an integer from 0 to 20, got 21');
+  await assertRefused({ messages: MESSAGES, top_logprobs: 2 }, 'top_logprobs needs logprobs: true');
   await assertRefused({ messages: MESSAGES, stream_options: { include_usage: true } }, 'stream_options is only allowed with stream: true');
   await assertRefused({ messages: MESSAGES, stream: true, stream_options: { continuous_usage: true } }, 'unsupported stream_options field: continuous_usage');
   await assertRefused({ messages: MESSAGES, stream: true, stream_options: { include_usage: 1 } }, 'stream_options.include_usage must be a boolean');
 });
 
-test('response_format: WebLLM\'s json_object schema must be a JSON string of an object; grammar is refused', async () => {
+test('response_format: WebLLM\'s json_object schema must be a JSON string of an object; grammar a GBNF string', async () => {
   await assertRefused({ messages: MESSAGES, response_format: { type: 'json_object', schema: { type: 'object' } } },
     'response_format.schema must be a JSON Schema as a JSON string (WebLLM\'s form)');
   await assertRefused({ messages: MESSAGES, response_format: { type: 'json_object', schema: '{"type":' } },
@@ -116,18 +120,44 @@ test('response_format: WebLLM\'s json_object schema must be a JSON string of an 
     'response_format.schema must be a JSON object (a JSON Schema)');
   await assertRefused({ messages: MESSAGES, response_format: { type: 'text', schema: '{}' } },
     'response_format.schema belongs to type json_object, not text');
-  const grammarMessage = 'response_format.grammar (EBNF) is not supported; use a JSON schema (response_format json_schema, or json_object with schema)';
-  await assertRefused({ messages: MESSAGES, response_format: { type: 'grammar', grammar: 'root ::= "a"' } }, grammarMessage);
+  await assertRefused({ messages: MESSAGES, response_format: { type: 'grammar' } }, 'response_format.grammar must be a GBNF grammar as a string');
+  await assertRefused({ messages: MESSAGES, response_format: { type: 'grammar', grammar: { root: 'a' } } }, 'response_format.grammar must be a GBNF grammar as a string');
+  await assertRefused({ messages: MESSAGES, response_format: { type: 'json_object', grammar: 'root ::= "a"' } }, 'response_format.grammar belongs to type grammar, not json_object');
 });
 
 test('the WebLLM and OpenAI extras that are supported reach the backend unchanged', async () => {
   reached.length = 0;
   const request = {
-    messages: MESSAGES, stream: true, stream_options: { include_usage: true }, n: 1, logprobs: false,
+    messages: MESSAGES, stream: true, stream_options: { include_usage: true }, n: 3, logprobs: true, top_logprobs: 20,
     response_format: { type: 'json_object', schema: '{"type":"object"}' },
   };
+  const grammar = { messages: MESSAGES, response_format: { type: 'grammar', grammar: 'root ::= "a"' } };
   assert.equal(await completions.create(request), 'stream');
-  assert.deepEqual(reached, [['stream', request]]);
+  assert.equal(await completions.create(grammar), 'completion');
+  assert.deepEqual(reached, [['stream', request], ['complete', grammar]]);
+});
+
+test('legacy completions: a string prompt and the fields the engine honours', async () => {
+  const reachedText = [];
+  const legacy = new LegacyCompletions({
+    completeText: async (request) => reachedText.push(['completeText', request]),
+    streamText: async (request) => reachedText.push(['streamText', request]),
+  });
+  const refused = async (request, message) => {
+    await assert.rejects(legacy.create(request), (error) => error instanceof InvalidRequestError && error.message === message);
+  };
+  await refused({ messages: MESSAGES }, 'prompt must be a string (lists of prompts and token ids are not supported)');
+  await refused({ prompt: [1, 2] }, 'prompt must be a string (lists of prompts and token ids are not supported)');
+  await refused({ prompt: 'a', suffix: 'b', best_of: 2 }, 'unsupported request fields: suffix, best_of');
+  await refused({ prompt: 'a', tools: [] }, 'unsupported request field: tools');
+  await refused({ prompt: 'a', echo: 'yes' }, 'echo must be a boolean');
+  await refused({ prompt: 'a', temperature: NaN }, 'temperature must be a finite number, got NaN');
+  assert.deepEqual(reachedText, []);
+  const request = { prompt: 'a', echo: true, n: 2, logprobs: true, top_logprobs: 1, stop: ['x'], seed: 1 };
+  await legacy.create(request);
+  await legacy.create({ ...request, stream: true, stream_options: { include_usage: true } });
+  assert.deepEqual(reachedText.map(([method]) => method), ['completeText', 'streamText']);
+  assert.equal(reachedText[0][1], request);
 });
 
 /** The message JSON.parse gives for `text` in this Node (the same V8 as the check's). */

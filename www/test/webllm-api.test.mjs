@@ -130,7 +130,7 @@ test('CreateMLCEngine: WebLLM progress, options, methods, stream shapes and usag
         if (chunks.length === 2) globalThis.mlc.interruptGenerate();
       }
       const refusals = [];
-      for (const extra of [{ n: 2 }, { logprobs: true }, { ignore_eos: true }, { response_format: { type: 'grammar', grammar: 'root ::= "a"' } }]) {
+      for (const extra of [{ n: 0 }, { top_logprobs: 3 }, { ignore_eos: true }, { response_format: { type: 'grammar', grammar: 'root ::= <|im_end|>' } }]) {
         refusals.push(await globalThis.mlc.chatCompletion({ messages: [{ role: 'user', content: 'Hi' }], ...extra }).then(() => 'ran', (e) => e.code));
       }
       return { finish: chunks.at(-1).choices[0].finish_reason, tokens: chunks.at(-1).usage.completion_tokens, refusals };

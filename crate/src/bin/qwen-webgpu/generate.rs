@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use qwen_webgpu::generation::CancelFlag;
+use qwen_webgpu::generation::{CancelFlag, Delta};
 use qwen_webgpu::protocol::{ChatMessage, Usage};
 use qwen_webgpu::request::completion_params;
 use serde_json::json;
@@ -34,8 +34,15 @@ pub fn generate(
         let mut messages: Vec<ChatMessage> = system.map(ChatMessage::system).into_iter().collect();
         messages.push(ChatMessage::user(prompt.as_str()));
         let request = format.request(messages, sampling)?;
-        let reply = pollster::block_on(session.chat_completion(&request, &cancel, &mut on_text))
+        let mut on_delta = |delta: Delta| on_text(delta.text);
+        let reply = pollster::block_on(session.chat_completion(&request, &cancel, &mut on_delta))
             .map_err(|e| e.to_string())?;
+        // The CLI asks for one choice.
+        let reply = reply
+            .choices
+            .into_iter()
+            .next()
+            .ok_or("the engine returned no reply")?;
         (
             reply.content,
             reply.tool_calls,
