@@ -1,8 +1,8 @@
 // The model at the product's real size in Chromium: the random model shaped like
 // Qwen2.5-7B-Instruct Q4_K_M (two gguf-split shards, 4.68 GB, from scripts/make-7b-shaped-model)
 // loads through createEngine from its two shard URLs, into IndexedDB and the GPU (SwiftShader),
-// with wasm memory staying small; a second load sends no model bytes; too little storage fails
-// with the typed quota error before anything is downloaded.
+// with wasm memory staying small; a second load (in the page, then in a worker) sends no model
+// bytes; too little storage fails with the typed quota error before the weights are downloaded.
 //
 // Minutes and 4.7 GB of disk, so only `scripts/test --7b` runs it: it sets QWEN_7B_SHAPED_MODEL
 // to the first shard. Without the variable these tests are skipped, saying so; with it, a
@@ -101,6 +101,20 @@ test('a second load comes from IndexedDB and sends no model bytes', { skip, time
     assert.deepEqual(shardRequests(), []);
     const mb = totalBytes() / 1e6;
     t.diagnostic(`7B-shaped IndexedDB → GPU: ${mb.toFixed(0)} MB in ${(loaded.streamMs / 1000).toFixed(1)} s = ${(mb / (loaded.streamMs / 1000)).toFixed(1)} MB/s (whole load ${(loaded.loadMs / 1000).toFixed(1)} s)`);
+    const { wasmMemoryBytes } = await page.evaluate(() => globalThis.engine.runtimeStats());
+    assert.ok(wasmMemoryBytes <= 96 * MiB, `wasm memory ${wasmMemoryBytes}`);
+  });
+});
+
+test('in worker mode it loads from IndexedDB too, with the worker\'s wasm memory as small', { skip, timeout: 30 * 60 * 1000 }, async (t) => {
+  await suite.withPage(t, async (page) => {
+    suite.server.clearLog();
+    const loaded = await helpers(page, 'loadEngine', { model: urls(), sha256: shards.map((s) => s.sha256) }, '/www/test/engine-worker.mjs');
+    assert.equal(loaded.ok, true, `load failed: ${JSON.stringify(loaded.error)}`);
+    assert.deepEqual(loaded.sources, ['cache-read']);
+    assert.equal(loaded.last.tensorsDone, 339);
+    assert.deepEqual(shardRequests(), []);
+    t.diagnostic(`7B-shaped IndexedDB → GPU in a worker: whole load ${(loaded.loadMs / 1000).toFixed(1)} s`);
     const { wasmMemoryBytes } = await page.evaluate(() => globalThis.engine.runtimeStats());
     assert.ok(wasmMemoryBytes <= 96 * MiB, `wasm memory ${wasmMemoryBytes}`);
   });
