@@ -15,7 +15,7 @@ use sha2::Digest;
 use wasm_bindgen::prelude::*;
 
 use crate::constraint::ConstraintError;
-use crate::engine::{CheckedModel, EngineError, EngineOptions, ModelLoad};
+use crate::engine::{CheckedModel, EngineError, EngineOptions, KvCacheType, ModelLoad};
 use crate::generation::{CancelFlag, GenerationError, Session};
 use crate::gguf::{parse_header, GgufHeader, HeaderParse, Limits};
 use crate::gpu::{GpuContext, GpuOptions};
@@ -138,6 +138,8 @@ struct CreateOptions {
     disable_subgroups: bool,
     /// `{type, factor, originalContextLength}`, over the file's RoPE scaling.
     rope_scaling: Option<RopeScalingOverride>,
+    /// `'f16' | 'f32' | 'q8_0'`.
+    kv_cache: Option<KvCacheType>,
 }
 
 enum State {
@@ -189,6 +191,7 @@ impl WebEngine {
                 .context_length
                 .unwrap_or(EngineOptions::default().context_length),
             rope_scaling: options.rope_scaling,
+            kv_cache: options.kv_cache,
             ..EngineOptions::default()
         };
         let load = checked

@@ -181,7 +181,7 @@ function shardHashes(sha256: EngineOptions['sha256'], shardCount: number): strin
 }
 
 function engineCreateOptions(options: EngineOptions): Record<string, unknown> {
-  const { contextLength, ropeScaling } = options;
+  const { contextLength, ropeScaling, kvCache } = options;
   if (contextLength !== undefined && !(Number.isInteger(contextLength) && contextLength > 0)) {
     throw new InvalidRequestError(`contextLength must be a positive integer, got ${contextLength}`);
   }
@@ -189,6 +189,7 @@ function engineCreateOptions(options: EngineOptions): Record<string, unknown> {
     ...(contextLength !== undefined ? { contextLength } : {}),
     // The wasm side checks the fields (unknown ones, a factor below 1) with typed errors.
     ...(ropeScaling !== undefined ? { ropeScaling } : {}),
+    ...(kvCache !== undefined ? { kvCache } : {}),
     disableF16: options.disableF16 === true,
     disableSubgroups: options.disableSubgroups === true,
   };

@@ -16,6 +16,11 @@ export interface EngineOptions {
    * Qwen2.5-7B, as Qwen's model card advises. Fields left out keep the file's values.
    */
   ropeScaling?: RopeScaling;
+  /**
+   * The KV cache's element type: 'f16' (the default where the adapter has shader-f16), 'f32',
+   * or 'q8_0' (8-bit blocks, about half of f16's memory: long contexts on smaller GPUs).
+   */
+  kvCache?: 'f16' | 'f32' | 'q8_0';
   /** Use an f32 KV cache even where the adapter has shader-f16. */
   disableF16?: boolean;
   /** Use the kernels without subgroup operations even where the adapter has them. */

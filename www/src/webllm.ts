@@ -75,7 +75,7 @@ export interface MLCEngineInterface extends Engine {
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT'];
-const ENGINE_CONFIG_FIELDS = new Set(['initProgressCallback', 'logLevel', 'sha256', 'contextLength', 'ropeScaling', 'disableF16', 'disableSubgroups', 'signal']);
+const ENGINE_CONFIG_FIELDS = new Set(['initProgressCallback', 'logLevel', 'sha256', 'contextLength', 'ropeScaling', 'kvCache', 'disableF16', 'disableSubgroups', 'signal']);
 const CHAT_OPTION_DEFAULTS = ['temperature', 'top_p', 'presence_penalty', 'frequency_penalty', 'repetition_penalty'] as const;
 
 /** WebLLM's CreateMLCEngine: loads the model (a GGUF URL, or its shard URLs) in this page. */

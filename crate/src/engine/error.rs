@@ -3,6 +3,7 @@
 
 use crate::gguf::{GgmlType, GgufError};
 use crate::gpu::GpuError;
+use crate::kernels::kv_cache::KvCacheType;
 use crate::model_config::ConfigError;
 use crate::rope::RopeScalingOverride;
 
@@ -85,14 +86,17 @@ pub struct EngineOptions {
     pub prefill_chunk: usize,
     /// Overrides the file's RoPE scaling (e.g. YaRN ×4 for 128K on Qwen2.5-7B).
     pub rope_scaling: Option<RopeScalingOverride>,
+    /// The KV cache's element type; by default f16 where the GPU has shader-f16, else f32.
+    pub kv_cache: Option<KvCacheType>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             context_length: 4096,
-            prefill_chunk: 64,
+            prefill_chunk: 256,
             rope_scaling: None,
+            kv_cache: None,
         }
     }
 }

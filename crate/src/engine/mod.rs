@@ -18,6 +18,7 @@ mod recording;
 mod runtime;
 mod weights;
 
+pub use crate::kernels::kv_cache::KvCacheType;
 pub use error::{EngineError, EngineOptions};
 pub use loader::{CheckedModel, DataRange, LoadProgress, ModelLoad, WeightLoader};
 pub use qwen2::check_model;
@@ -25,5 +26,7 @@ pub use recording::StepStats;
 pub use runtime::{Engine, Readback, StepOutput};
 pub use weights::Matrix;
 
+#[cfg(test)]
+mod attention_tests;
 #[cfg(test)]
 mod tests;

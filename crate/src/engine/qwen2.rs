@@ -8,8 +8,10 @@ use crate::gguf::{GgufModel, ModelTensor};
 use crate::gpu::GpuContext;
 use crate::kernels::argmax::{Argmax, ArgmaxBindings, ArgmaxParams};
 use crate::kernels::attention::{
-    AttentionOutput, AttentionOutputBindings, AttentionScores, AttentionScoresBindings, HeadParams,
+    supports_head_dim, AttentionReduce, AttentionReduceBindings, FlashAttention,
+    FlashAttentionBindings, HeadParams,
 };
+use crate::kernels::kv_cache::KvCacheType;
 use crate::kernels::matmul::{ACCUMULATE, TIMES_SILU_OF_AUX};
 use crate::kernels::rms_norm::{NormParams, RmsNorm, RmsNormBindings};
 use crate::kernels::rope_store::{RopeStore, RopeStoreBindings};
@@ -161,9 +163,21 @@ pub(super) fn required_tensors<'m>(
 pub fn check_model(model: &GgufModel) -> Result<Qwen2Config, EngineError> {
     let config = Qwen2Config::from_model(model)?;
     Rope::resolve(&config, None).map_err(|message| EngineError::Unsupported { message })?;
-    if config.head_dim % 4 != 0 {
+    if !supports_head_dim(config.head_dim) {
         return Err(EngineError::Unsupported {
-            message: format!("head dimension {} is not a multiple of 4", config.head_dim),
+            message: format!(
+                "head dimension {} (the attention kernels take multiples of 64 and divisors of 64 \
+                 from 4)",
+                config.head_dim
+            ),
+        });
+    }
+    if config.n_kv_heads == 0 || config.n_heads % config.n_kv_heads != 0 {
+        return Err(EngineError::Unsupported {
+            message: format!(
+                "{} query heads do not share {} KV heads evenly",
+                config.n_heads, config.n_kv_heads
+            ),
         });
     }
     required_tensors(model, &config)?;
@@ -193,9 +207,9 @@ pub(super) struct Plan {
     pub rope: Rope,
     /// Tokens the KV cache holds.
     pub capacity: usize,
-    /// Most tokens per prefill submission (the score scratch must fit one binding).
+    /// Most tokens per prefill submission (its scratch must fit one binding).
     pub chunk: usize,
-    pub f16_cache: bool,
+    pub cache: KvCacheType,
 }
 
 /// Plans `options` for `config` on `ctx`'s device; a context whose KV cache or scratch cannot
@@ -212,16 +226,33 @@ pub(super) fn plan(
         .context_length
         .min(rope.max_context(c.context_length))
         .max(1);
-    let f16_cache = ctx.f16;
+    let cache = match options.kv_cache {
+        None if ctx.f16 => KvCacheType::F16,
+        None => KvCacheType::F32,
+        Some(KvCacheType::F16) if !ctx.f16 => {
+            return Err(EngineError::Unsupported {
+                message: "an f16 KV cache needs shader-f16, which this GPU lacks (use f32 or q8_0)"
+                    .into(),
+            })
+        }
+        Some(cache) => cache,
+    };
+    if !cache.supports_head_dim(c.head_dim) {
+        return Err(EngineError::Unsupported {
+            message: format!(
+                "a {} KV cache needs heads of a multiple of 64 values; this model's have {}",
+                cache.name(),
+                c.head_dim
+            ),
+        });
+    }
     let limit = ctx.max_binding_bytes;
     // Bytes per cached token of each buffer that grows with the context.
-    let kv_per_token = (c.n_kv_heads * c.head_dim) as u64 * if f16_cache { 2 } else { 4 };
+    let kv_per_token = cache.bytes((c.n_kv_heads * c.head_dim) as u64);
     let rope_per_token = c.head_dim as u64 * 4;
-    let scores_per_token = c.n_heads as u64 * 4;
     for (what, per_token) in [
         ("a layer's KV cache", kv_per_token),
         ("the RoPE table", rope_per_token),
-        ("one prefill token's attention scores", scores_per_token),
     ] {
         let needed = per_token * capacity as u64;
         if needed > limit {
@@ -234,14 +265,22 @@ pub(super) fn plan(
             });
         }
     }
-    // The attention score scratch holds chunk × heads × capacity floats.
-    let max_chunk_for_scores = (limit / (scores_per_token * capacity as u64)).max(1);
-    let chunk = (options.prefill_chunk.max(1) as u64).min(max_chunk_for_scores) as usize;
+    // The largest per-token scratch: the FFN activations or the attention splits' partial sums.
+    let (heads, head_dim) = (c.n_heads as u64, c.head_dim as u64);
+    let scratch_bytes = |tokens: u64| {
+        (FlashAttention::partial_rows(tokens, heads) * head_dim * 4)
+            .max(tokens * c.ffn_size as u64 * 4)
+    };
+    let mut chunk = (options.prefill_chunk.max(1) as u64).min(capacity as u64);
+    while chunk > 1 && scratch_bytes(chunk) > limit {
+        chunk /= 2;
+    }
+    let chunk = chunk as usize;
     Ok(Plan {
         rope,
         capacity,
         chunk,
-        f16_cache,
+        cache,
     })
 }
 
@@ -259,7 +298,7 @@ pub(super) fn assemble(
         rope: rope_scaling,
         capacity,
         chunk,
-        f16_cache,
+        cache,
     } = plan(&ctx, c, options)?;
     let h = c.hidden_size as u64;
     let kv_width = (c.n_kv_heads * c.head_dim) as u64;
@@ -267,7 +306,7 @@ pub(super) fn assemble(
     let heads = c.n_heads as u64;
     let n = chunk as u64;
 
-    let cache_bytes = capacity as u64 * kv_width * if f16_cache { 2 } else { 4 };
+    let cache_bytes = cache.bytes(capacity as u64 * kv_width);
     let mut caches = Vec::with_capacity(c.n_layers);
     for i in 0..c.n_layers {
         caches.push((
@@ -283,7 +322,10 @@ pub(super) fn assemble(
     let k = scratch("k", n * kv_width * 4)?;
     let v = scratch("v", n * kv_width * 4)?;
     let attention = scratch("attention", n * h * 4)?;
-    let scores = scratch("scores", n * heads * capacity as u64 * 4)?;
+    let head_dim = c.head_dim as u64;
+    let partial_rows = FlashAttention::partial_rows(n, heads);
+    let partial_o = scratch("attention-partial-o", partial_rows * head_dim * 4)?;
+    let partial_ml = scratch("attention-partial-ml", partial_rows * 2 * 4)?;
     let gate = scratch("gate", n * ffn * 4)?;
     let up = scratch("up", n * ffn * 4)?;
     let final_normed = scratch("final_normed", h * 4)?;
@@ -303,13 +345,18 @@ pub(super) fn assemble(
             n_heads: c.n_heads as u32,
             n_kv_heads: c.n_kv_heads as u32,
             head_dim: c.head_dim as u32,
-            ctx: capacity as u32,
             scale: 1.0 / (c.head_dim as f32).sqrt(),
+            kv_scales_at: match cache {
+                KvCacheType::Q8_0 => (capacity as u64 * kv_width / 4) as u32,
+                _ => 0,
+            },
             _pad0: 0,
             _pad1: 0,
             _pad2: 0,
         },
     );
+    let flash = FlashAttention::pair(cache, (c.n_heads / c.n_kv_heads) as u32, c.head_dim as u32);
+    let kv_heads = c.n_kv_heads as u32;
     let norm = |last_only: bool| NormParams {
         n: c.hidden_size as u32,
         eps: c.rms_eps,
@@ -336,7 +383,7 @@ pub(super) fn assemble(
         b.matmul(&layer.k, &normed, &k, Some(&layer.k_bias), 0, 0)?;
         b.matmul(&layer.v, &normed, &v, Some(&layer.v_bias), 0, 0)?;
         b.dispatch(
-            RopeStore { f16_cache },
+            RopeStore { cache },
             &RopeStoreBindings {
                 q: &q,
                 k: &k,
@@ -349,27 +396,28 @@ pub(super) fn assemble(
             },
             RopeStore::grid(c.head_dim as u32, (c.n_heads + c.n_kv_heads) as u32),
         )?;
-        b.dispatch(
-            AttentionScores { f16_cache },
-            &AttentionScoresBindings {
+        b.dispatch_pair(
+            flash.map(|kernel| (kernel, kernel.grid(kv_heads))),
+            &FlashAttentionBindings {
                 q: &q,
                 k_cache,
-                scores: &scores,
+                v_cache,
+                partial_o: &partial_o,
+                partial_ml: &partial_ml,
                 heads: &head_uniform,
                 step,
             },
-            AttentionScores::grid(c.n_heads as u32),
         )?;
         b.dispatch(
-            AttentionOutput { f16_cache },
-            &AttentionOutputBindings {
-                scores: &scores,
-                v_cache,
+            AttentionReduce,
+            &AttentionReduceBindings {
+                partial_o: &partial_o,
+                partial_ml: &partial_ml,
                 out: &attention,
                 heads: &head_uniform,
                 step,
             },
-            AttentionOutput::grid(c.n_heads as u32),
+            AttentionReduce::grid(c.n_heads as u32),
         )?;
         b.matmul(&layer.o, &attention, &residual, None, ACCUMULATE, 0)?;
         b.dispatch(
@@ -424,7 +472,8 @@ pub(super) fn assemble(
         k,
         v,
         attention,
-        scores,
+        partial_o,
+        partial_ml,
         gate,
         up,
         final_normed,

@@ -5,6 +5,7 @@
 use crate::gpu::{GpuContext, Grid, Kernel, Pipeline, Pipelines, UniformStruct};
 use crate::kernels::embed::{Embed, EmbedBindings, EmbedParams};
 use crate::kernels::matmul::{MatMul, MatMulBindings, MatMulParams, BIAS};
+use crate::kernels::matmul_tiled::MatMulTiled;
 
 use super::error::EngineError;
 use super::weights::Matrix;
@@ -19,14 +20,29 @@ pub struct StepStats {
     pub bytes_read_back: u64,
 }
 
+/// A pipeline and the grid it is dispatched over.
+#[derive(Clone)]
+pub(super) struct Launch {
+    pipeline: wgpu::ComputePipeline,
+    grid: Grid,
+}
+
+impl Launch {
+    pub(super) fn new(pipeline: &Pipeline, grid: Grid) -> Launch {
+        Launch {
+            pipeline: pipeline.pipeline.clone(),
+            grid,
+        }
+    }
+}
+
 /// One recorded kernel launch.
 pub(super) struct Dispatch {
-    /// The pipeline for single-token steps (decode).
-    decode: wgpu::ComputePipeline,
-    /// The pipeline for multi-token steps (prefill tiles of a mat-mul; else the same).
-    prefill: wgpu::ComputePipeline,
+    /// For single-token steps (decode).
+    decode: Launch,
+    /// For multi-token steps (prefill: tiled mat-muls, coarse attention splits; else the same).
+    prefill: Launch,
     bind_group: wgpu::BindGroup,
-    grid: Grid,
     /// Weight bytes each workgroup layer (z slice) of this launch reads.
     weight_bytes: u64,
 }
@@ -41,9 +57,9 @@ pub(super) fn record(
     stats: &mut StepStats,
 ) {
     for d in dispatches {
-        let pipeline = if n_tokens == 1 { &d.decode } else { &d.prefill };
-        let [x, y, z] = d.grid.size(n_tokens, seq_len);
-        pass.set_pipeline(pipeline);
+        let launch = if n_tokens == 1 { &d.decode } else { &d.prefill };
+        let [x, y, z] = launch.grid.size(n_tokens, seq_len);
+        pass.set_pipeline(&launch.pipeline);
         pass.set_bind_group(0, &d.bind_group, &[]);
         pass.dispatch_workgroups(x, y, z);
         stats.dispatches += 1;
@@ -102,33 +118,47 @@ impl<'a> Builder<'a> {
         bindings: &K::Bindings<'_>,
         grid: Grid,
     ) -> Result<(), EngineError> {
-        let pipeline = self.pipeline(kernel)?;
+        self.dispatch_pair([(kernel, grid), (kernel, grid)], bindings)
+    }
+
+    /// Records one launch over `bindings` of the decode variant `pair[0]` for single-token
+    /// steps and the prefill variant `pair[1]` otherwise, each with its grid.
+    pub(super) fn dispatch_pair<K: Kernel>(
+        &mut self,
+        pair: [(K, Grid); 2],
+        bindings: &K::Bindings<'_>,
+    ) -> Result<(), EngineError> {
+        let [(decode, decode_grid), (prefill, prefill_grid)] = pair;
+        let decode_pipeline = self.pipeline(decode)?;
+        let prefill_pipeline = self.pipeline(prefill)?;
         self.push::<K>(
-            &pipeline,
-            &pipeline,
-            &format!("{kernel:?}"),
+            &format!("{decode:?}"),
+            &decode_pipeline,
             bindings,
-            grid,
+            [
+                Launch::new(&decode_pipeline, decode_grid),
+                Launch::new(&prefill_pipeline, prefill_grid),
+            ],
             0,
         );
         Ok(())
     }
 
+    /// Records a launch whose pipelines share `bind_with`'s bind group layout (the kernels
+    /// declare the same bindings).
     fn push<K: Kernel>(
         &mut self,
-        decode: &Pipeline,
-        prefill: &Pipeline,
         label: &str,
+        bind_with: &Pipeline,
         bindings: &K::Bindings<'_>,
-        grid: Grid,
+        [decode, prefill]: [Launch; 2],
         weight_bytes: u64,
     ) {
-        let bind_group = decode.bind::<K>(&self.ctx.device, label, bindings);
+        let bind_group = bind_with.bind::<K>(&self.ctx.device, label, bindings);
         self.dispatches.push(Dispatch {
-            decode: decode.pipeline.clone(),
-            prefill: prefill.pipeline.clone(),
+            decode,
+            prefill,
             bind_group,
-            grid,
             weight_bytes,
         });
     }
@@ -176,14 +206,8 @@ impl<'a> Builder<'a> {
                 params: &params,
                 step: self.step,
             };
-            self.push::<Embed>(
-                &pipeline,
-                &pipeline,
-                "embed",
-                &bindings,
-                Embed::grid(m.cols),
-                0,
-            );
+            let launch = Launch::new(&pipeline, Embed::grid(m.cols));
+            self.push::<Embed>("embed", &pipeline, &bindings, [launch.clone(), launch], 0);
         }
         Ok(())
     }
@@ -218,14 +242,15 @@ impl<'a> Builder<'a> {
         flags: u32,
         x_token: u32,
     ) -> Result<(), EngineError> {
-        let [decode, prefill] = MatMul::pair(m.ty, self.ctx.subgroups);
+        let decode = self.pipeline(MatMul {
+            ty: m.ty,
+            subgroups: self.ctx.subgroups,
+        })?;
+        // A mat-mul that reads one token runs as in decode even in a multi-token step.
         let single_token = x_token != 0;
-        let decode = self.pipeline(decode)?;
-        // A mat-mul that reads one token runs untiled even in a multi-token step.
-        let prefill = if single_token {
-            decode.clone()
-        } else {
-            self.pipeline(prefill)?
+        let prefill = match single_token {
+            true => None,
+            false => Some(self.pipeline(MatMulTiled { ty: m.ty })?),
         };
         for piece in &m.pieces {
             let params = self.uniform(
@@ -249,12 +274,16 @@ impl<'a> Builder<'a> {
                 params: &params,
                 step: self.step,
             };
+            let decode_launch = Launch::new(&decode, MatMul::grid(piece.rows));
+            let prefill_launch = match &prefill {
+                Some(tiled) => Launch::new(tiled, MatMulTiled::grid(piece.rows)),
+                None => decode_launch.clone(),
+            };
             self.push::<MatMul>(
-                &decode,
-                &prefill,
                 "matmul",
+                &decode,
                 &bindings,
-                MatMul::grid(piece.rows, single_token),
+                [decode_launch, prefill_launch],
                 u64::from(piece.rows) * u64::from(m.row_bytes),
             );
         }

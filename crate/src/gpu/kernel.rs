@@ -240,8 +240,18 @@ pub enum Extent {
     Tokens,
     /// The step's tokens in tiles of this many.
     TokenTiles(u32),
-    /// The sequence length (cache position after the step) in blocks of this many.
-    SeqLenBlocks(u32),
+    /// `per_token` rows for each of the step's tokens, `per_workgroup` rows to a workgroup.
+    TokenRows {
+        per_token: u32,
+        per_workgroup: u32,
+    },
+    /// The cached positions cut into splits of at least `min_len`, at most `most_decode` of
+    /// them for a one-token step and `most_prefill` otherwise.
+    PositionSplits {
+        min_len: u32,
+        most_decode: u32,
+        most_prefill: u32,
+    },
 }
 
 impl Extent {
@@ -250,7 +260,22 @@ impl Extent {
             Extent::Fixed(n) => n,
             Extent::Tokens => n_tokens,
             Extent::TokenTiles(tile) => n_tokens.div_ceil(tile.max(1)),
-            Extent::SeqLenBlocks(block) => seq_len.div_ceil(block.max(1)),
+            Extent::TokenRows {
+                per_token,
+                per_workgroup,
+            } => (n_tokens * per_token).div_ceil(per_workgroup.max(1)),
+            Extent::PositionSplits {
+                min_len,
+                most_decode,
+                most_prefill,
+            } => {
+                let most = if n_tokens == 1 {
+                    most_decode
+                } else {
+                    most_prefill
+                };
+                seq_len.div_ceil(min_len.max(1)).clamp(1, most.max(1))
+            }
         }
     }
 }

@@ -122,7 +122,7 @@ impl GpuContext {
             }
         }));
 
-        let adapter_binding = u64::from(adapter_limits.max_storage_buffer_binding_size);
+        let adapter_binding = adapter_limits.max_storage_buffer_binding_size;
         let max_binding_bytes = options
             .max_binding_bytes
             .map_or(adapter_binding, |cap| cap.min(adapter_binding))

@@ -1,6 +1,7 @@
-//! Mat-mul of quantized weights with f32 activations: `Y (+)= W X` (+ bias, or times
-//! `silu(AUX)` for the FFN's up projection), for one weight piece (a matrix past the binding
-//! limit is split by rows). Decode reads one token; prefill reads tiles of [`PREFILL_TILE`].
+//! Mat-vec of quantized weights with one token's f32 activations: `Y (+)= W x` (+ bias, or
+//! times `silu(AUX)` for the FFN's up projection), for one weight piece (a matrix past the
+//! binding limit is split by rows). Decode steps and the logits use it; prefill uses
+//! [`super::matmul_tiled`], which shares its bindings and parameters.
 
 use crate::gguf::GgmlType;
 use crate::gpu::{Extent, Grid, Kernel, Module};
@@ -8,9 +9,6 @@ use crate::{kernel_bindings, wgsl_uniform};
 
 use super::common::{StepUniform, REDUCE_SHARED, REDUCE_SUBGROUP};
 use super::dequant;
-
-/// Tokens per mat-mul tile in prefill: each dequantized weight chunk is used this many times.
-pub const PREFILL_TILE: u32 = 8;
 
 /// Rows one workgroup computes (8 lanes per row, 64 invocations).
 pub const ROWS_PER_WORKGROUP: u32 = 8;
@@ -22,12 +20,11 @@ pub const ACCUMULATE: u32 = 2;
 /// `flags`: multiply by `silu(AUX[token, row])` (the gate).
 pub const TIMES_SILU_OF_AUX: u32 = 4;
 
-/// A mat-mul for weights of a type, `tile` tokens per workgroup, reducing with subgroup
-/// shuffles or through workgroup memory.
+/// A mat-vec for weights of a type, reducing with subgroup shuffles or through workgroup
+/// memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MatMul {
     pub ty: GgmlType,
-    pub tile: u32,
     pub subgroups: bool,
 }
 
@@ -44,7 +41,8 @@ wgsl_uniform! {
         y_stride: u32,
         /// Input `vec4`s per token.
         x_stride: u32,
-        /// 0: tokens 0..n; else 1 + the one token to use (the last, for logits).
+        /// 0: every token of the step (the step's one token, in a mat-vec); else 1 + the one
+        /// token to use (the last, for logits).
         x_token: u32,
         flags: u32,
     }
@@ -58,6 +56,7 @@ kernel_bindings! {
         /// The bias, the gate, or a 4-byte placeholder when `flags` reads neither.
         aux => AUX: Read,
         params => P: Uniform,
+        /// The step's token count (read by the tiled prefill kernel).
         step => S: Uniform,
     }
 }
@@ -67,7 +66,6 @@ impl Kernel for MatMul {
 
     fn module(&self) -> Option<Module> {
         let module = Module::new(include_str!("../../../shaders/matmul.wgsl"))
-            .constant("TILE", self.tile)
             .uniform::<StepUniform>()
             .uniform::<MatMulParams>()
             .snippet(dequant::snippet(self.ty)?);
@@ -80,30 +78,15 @@ impl Kernel for MatMul {
 }
 
 impl MatMul {
-    /// The decode and prefill variants of a weight type.
-    pub fn pair(ty: GgmlType, subgroups: bool) -> [MatMul; 2] {
-        [1, PREFILL_TILE].map(|tile| MatMul {
-            ty,
-            tile,
-            subgroups,
-        })
-    }
-
     pub fn variants() -> Vec<MatMul> {
         dequant::SUPPORTED
             .into_iter()
-            .flat_map(|ty| [false, true].map(|subgroups| MatMul::pair(ty, subgroups)))
-            .flatten()
+            .flat_map(|ty| [false, true].map(|subgroups| MatMul { ty, subgroups }))
             .collect()
     }
 
-    /// Rows spread over x and y; token tiles over z (one tile when it reads a single token).
-    pub fn grid(rows: u32, single_token: bool) -> Grid {
-        let tiles = if single_token {
-            Extent::Fixed(1)
-        } else {
-            Extent::TokenTiles(PREFILL_TILE)
-        };
-        Grid::spread(rows.div_ceil(ROWS_PER_WORKGROUP), tiles)
+    /// Rows spread over x and y.
+    pub fn grid(rows: u32) -> Grid {
+        Grid::spread(rows.div_ceil(ROWS_PER_WORKGROUP), Extent::Fixed(1))
     }
 }

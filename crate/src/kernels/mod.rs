@@ -8,7 +8,9 @@ pub mod attention;
 pub mod common;
 pub mod dequant;
 pub mod embed;
+pub mod kv_cache;
 pub mod matmul;
+pub mod matmul_tiled;
 pub mod rms_norm;
 pub mod rope_store;
 
@@ -42,15 +44,16 @@ pub fn registry() -> Vec<VariantInfo> {
             .filter_map(info),
     );
     all.extend(
-        attention::AttentionScores::variants()
+        matmul_tiled::MatMulTiled::variants()
             .into_iter()
             .filter_map(info),
     );
     all.extend(
-        attention::AttentionOutput::variants()
+        attention::FlashAttention::variants()
             .into_iter()
             .filter_map(info),
     );
+    all.extend([attention::AttentionReduce].into_iter().filter_map(info));
     all.extend([argmax::Argmax].into_iter().filter_map(info));
     all
 }

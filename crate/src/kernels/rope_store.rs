@@ -4,11 +4,12 @@ use crate::gpu::{Extent, Grid, Kernel, Module};
 use crate::kernel_bindings;
 
 use super::attention::kv_module;
+use super::kv_cache::KvCacheType;
 
-/// RoPE and the KV cache store; the cache holds f16 (`f16_cache`) or f32.
+/// RoPE and the KV cache store into a cache of type `cache`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RopeStore {
-    pub f16_cache: bool,
+    pub cache: KvCacheType,
 }
 
 kernel_bindings! {
@@ -32,17 +33,15 @@ impl Kernel for RopeStore {
     fn module(&self) -> Option<Module> {
         Some(kv_module(
             include_str!("../../../shaders/rope_store.wgsl"),
-            self.f16_cache,
+            self.cache,
+            true,
         ))
     }
 }
 
 impl RopeStore {
     pub fn variants() -> Vec<RopeStore> {
-        vec![
-            RopeStore { f16_cache: false },
-            RopeStore { f16_cache: true },
-        ]
+        KvCacheType::ALL.map(|cache| RopeStore { cache }).to_vec()
     }
 
     /// 32 rotation pairs per workgroup (x), every query and key head (y), every token (z).

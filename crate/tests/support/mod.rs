@@ -1,5 +1,8 @@
-//! Test support: a GGUF writer for synthetic files, and the locations of the test models.
+//! Test support: a GGUF writer for synthetic files, the locations of the test models, and
+//! comparisons with llama.cpp's golden fixtures ([`golden`]).
 #![allow(dead_code)] // each test binary uses a different part
+
+pub mod golden;
 
 use std::path::PathBuf;
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use qwen_webgpu::engine::{Engine, EngineOptions};
+use qwen_webgpu::engine::{Engine, EngineOptions, KvCacheType};
 use qwen_webgpu::generation::{GenerateParams, Session, DEFAULT_MAX_TOKENS};
 use qwen_webgpu::gpu::GpuOptions;
 use qwen_webgpu::native::{load_engine, open_model};
@@ -169,7 +169,7 @@ pub struct EngineArgs {
     #[arg(long, default_value_t = 4096)]
     context: usize,
     /// Tokens per prefill submission.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 256)]
     prefill_chunk: usize,
     /// Cap on one GPU storage binding in bytes (forces weight splitting; for testing).
     #[arg(long)]
@@ -180,6 +180,10 @@ pub struct EngineArgs {
     /// Keep the KV cache in f32 even where the adapter has shader-f16.
     #[arg(long)]
     no_f16: bool,
+    /// The KV cache's element type: f16 (default where the GPU has shader-f16), f32, or q8_0
+    /// (8-bit blocks: about half of f16's memory, for long contexts).
+    #[arg(long, value_name = "TYPE")]
+    kv_cache: Option<KvCacheType>,
     /// RoPE scaling (none, linear or yarn) instead of the file's, as llama.cpp's flag.
     #[arg(long, value_name = "TYPE")]
     rope_scaling: Option<RopeScalingType>,
@@ -205,6 +209,7 @@ impl EngineArgs {
                 context_length: self.context,
                 prefill_chunk: self.prefill_chunk,
                 rope_scaling: self.rope_override(),
+                kv_cache: self.kv_cache,
             },
         )
         .map_err(|e| e.to_string())

@@ -108,6 +108,10 @@ enum Command {
         prompt_tokens: usize,
         #[arg(long, default_value_t = 128)]
         gen_tokens: usize,
+        /// Then fill the context to each of these lengths (ascending, comma-separated) and
+        /// decode `--gen-tokens` there.
+        #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
+        context_sweep: Vec<usize>,
         #[command(flatten)]
         engine: EngineArgs,
         #[arg(long)]
@@ -150,9 +154,17 @@ fn main() -> ExitCode {
             model,
             prompt_tokens,
             gen_tokens,
+            context_sweep,
             engine,
             json,
-        } => bench::bench(&model, prompt_tokens, gen_tokens, &engine, json),
+        } => {
+            let plan = bench::BenchPlan {
+                prompt_tokens,
+                gen_tokens,
+                context_sweep,
+            };
+            bench::bench(&model, &plan, &engine, json)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
