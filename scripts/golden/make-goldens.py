@@ -43,6 +43,9 @@ TINY = next(
     CACHE / "models" / "qwen2-tiny-random.gguf",
 )
 
+# scripts/make-7b-shaped-model writes both shards; llama.cpp finds the second beside the first.
+MODEL_7B_SHAPED = CACHE / "models" / "qwen2.5-7b-shaped-random-q4_k_m-00001-of-00002.gguf"
+
 N_THREADS = 2
 SEED = 0
 N_CTX = 2048
@@ -101,6 +104,14 @@ TINY_PROMPTS = [
     ("chinese", "你好，世界"),
     ("single_word", "Hello"),
 ]
+
+# Short, because our engine runs the 7B-shaped model on a CPU rasterizer in tests (minutes per
+# prompt); the greedy prompt has at most 4 tokens, as the browser test's completion does.
+SHAPED_7B_LOGIT_PROMPTS = [
+    ("english", "The capital of France is"),
+    ("single_word", "Hello"),
+]
+SHAPED_7B_GREEDY = ("single_word", "Hello", 2)
 
 WEATHER_TOOL = {
     "type": "function",
@@ -756,14 +767,60 @@ def make_tiny(eng: Engine) -> None:
     )
 
 
+def make_logits_7b_shaped(eng: Engine, shards: list[Path]) -> None:
+    cases = []
+    for name, text in SHAPED_7B_LOGIT_PROMPTS:
+        ids = eng.tokenize(text, special=False)
+        logits = eng.eval_prompt(ids)
+        rec = {"name": name, "prompt": text, "prompt_ids": ids}
+        rec.update(logit_record(logits))
+        cases.append(rec)
+        print(f"  7b-shaped logits {name}: top1={rec['top'][0]['id']} margin={rec['margin']:.4f}", flush=True)
+    name, text, steps = SHAPED_7B_GREEDY
+    ids = eng.tokenize(text, special=False)
+    gen, margins, top5, top1_logits, stop_id = eng.greedy(ids, steps)
+    greedy = {
+        "name": name,
+        "prompt": text,
+        "prompt_ids": ids,
+        "generated_ids": gen,
+        "stop_id": stop_id,
+        "margins": margins,
+        "top1_logits": top1_logits,
+        "top5": top5,
+    }
+    print(f"  7b-shaped greedy {name}: {gen} margins={margins}", flush=True)
+    write(
+        "logits_7b_shaped.json",
+        {
+            "provenance": provenance(
+                eng,
+                {
+                    "shards": [
+                        {"file": p.name, "sha256": MODEL_SHA[p], "size_bytes": p.stat().st_size} for p in shards
+                    ],
+                    "notes": "The random model shaped like Qwen2.5-7B-Instruct Q4_K_M from "
+                    "scripts/make-7b-shaped-model (two gguf-split shards, loaded from the first). Same conventions "
+                    "as logits.json (plain prompts, add_bos=False, special=False, last-position logits, ties to "
+                    "the lower id); `greedy` is a greedy continuation from plain prompt ids.",
+                },
+            ),
+            "logits": cases,
+            "greedy": greedy,
+        },
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument(
         "--only",
         nargs="*",
         default=None,
-        help="subset of: logits greedy chat_completion tokenize chat_template tiny",
+        help="subset of: logits greedy chat_completion tokenize chat_template tiny logits_7b_shaped "
+        "(the last only when named: it needs the 4.7 GB model of scripts/make-7b-shaped-model)",
     )
+    ap.add_argument("--model-7b-shaped", type=Path, default=MODEL_7B_SHAPED, help="its first shard")
     ap.add_argument("--model", type=Path, default=MODEL)
     ap.add_argument("--tiny", type=Path, default=TINY)
     args = ap.parse_args()
@@ -800,6 +857,15 @@ def main() -> int:
         else:
             MODEL_SHA[args.tiny] = sha256_file(args.tiny)
             make_tiny(Engine(args.tiny))
+    if "logits_7b_shaped" in want:
+        first = args.model_7b_shaped
+        shards = sorted(first.parent.glob(first.name.replace("-00001-of-", "-0000?-of-")))
+        if not first.exists() or len(shards) != 2:
+            print(f"7B-shaped model not found (run scripts/make-7b-shaped-model): {first}", file=sys.stderr)
+            return 1
+        for p in shards:
+            MODEL_SHA[p] = sha256_file(p)
+        make_logits_7b_shaped(Engine(first), shards)
     print(f"done in {time.time() - t0:.1f} s")
     return 0
 

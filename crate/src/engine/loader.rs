@@ -66,7 +66,12 @@ pub struct WeightLoader {
     /// Sorted by (shard, file offset); tensors never overlap.
     slots: Vec<Slot>,
     progress: LoadProgress,
+    /// Bytes written to the GPU since the last [`GpuContext::flush_writes`].
+    unflushed: u64,
 }
+
+/// How many written bytes may wait in staging memory before they are flushed to the GPU.
+const FLUSH_BYTES: u64 = 256 << 20;
 
 impl WeightLoader {
     /// Checks `model` and allocates every weight buffer on `ctx`'s device.
@@ -120,6 +125,7 @@ impl WeightLoader {
             options: options.clone(),
             slots,
             progress,
+            unflushed: 0,
         })
     }
 
@@ -183,6 +189,7 @@ impl WeightLoader {
             }
             slot.received += data.len() as u64;
             self.progress.bytes_done += data.len() as u64;
+            self.unflushed += data.len() as u64;
             if slot.complete() {
                 if let Destination::Vector { bytes, buffer } = &mut slot.destination {
                     *buffer = Some(upload_vector(&self.ctx, &slot.tensor, bytes)?);
@@ -190,6 +197,10 @@ impl WeightLoader {
                 }
                 self.progress.tensors_done += 1;
             }
+        }
+        if self.unflushed >= FLUSH_BYTES {
+            self.ctx.flush_writes()?;
+            self.unflushed = 0;
         }
         Ok(())
     }

@@ -220,6 +220,14 @@ impl GpuContext {
         Ok(data)
     }
 
+    /// Hands the buffer writes queued so far to the GPU and, natively, waits for them:
+    /// `queue.write_buffer` keeps each write's bytes in staging memory until a submission
+    /// carries them, so a model streamed in without submissions would sit in memory twice.
+    pub fn flush_writes(&self) -> Result<(), GpuError> {
+        self.queue.submit([]);
+        self.wait_for_queue()
+    }
+
     /// Resolves once the GPU has executed everything submitted so far.
     pub async fn wait_idle(&self) -> Result<(), GpuError> {
         let (sender, receiver) = futures_channel::oneshot::channel();
