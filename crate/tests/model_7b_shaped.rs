@@ -92,7 +92,9 @@ fn seven_b_shaped_model_matches_llama_cpp() {
     let peak = peak_rss_bytes();
     println!(
         "loaded {model_bytes} bytes in {load_s:.1} s on {}; peak RSS {:.2} GB",
-        engine.gpu().adapter_description(),
+        engine
+            .gpu()
+            .map_or("the CPU".into(), |gpu| gpu.adapter_description()),
         peak as f64 / 1e9
     );
     assert!(
