@@ -5,6 +5,7 @@
 use half::f16;
 
 use super::recording::{record, Builder, StepStats};
+use super::tests::noise;
 use crate::gpu::{GpuContext, GpuOptions};
 use crate::kernels::attention::{
     AttentionReduce, AttentionReduceBindings, FlashAttention, FlashAttentionBindings, HeadParams,
@@ -13,19 +14,6 @@ use crate::kernels::attention::{
 use crate::kernels::common::StepUniform;
 use crate::kernels::kv_cache::KvCacheType;
 use crate::kernels::rope_store::{RopeStore, RopeStoreBindings};
-
-/// A deterministic pseudo-random sequence in [-1, 1).
-fn noise(n: usize, seed: u32) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-        })
-        .collect()
-}
 
 struct Shape {
     n_heads: usize,

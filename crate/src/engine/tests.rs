@@ -54,7 +54,7 @@ fn fixture_blocks(ty: GgmlType) -> Vec<u8> {
 }
 
 /// A deterministic pseudo-random sequence in [-1, 1).
-fn noise(n: usize, seed: u32) -> Vec<f32> {
+pub(super) fn noise(n: usize, seed: u32) -> Vec<f32> {
     let mut state = seed.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
     (0..n)
         .map(|_| {
