@@ -8,8 +8,9 @@ fn dequant4(row: u32, c: u32, i: u32) -> vec4<f32> {
     return load_f16(b) * (vec4<f32>(low | high) - 16.0);
 }
 
-// sum of chunk c's 32 values times X[x..x+8]: each byte read once, the scale applied once.
-fn chunk_dot(row: u32, c: u32, x: u32) -> f32 {
+// sum of chunk c's 32 values times the activations x: each byte read once, the scale applied
+// once.
+fn chunk_dot(row: u32, c: u32, x: XChunk) -> f32 {
     let b = row + c * 22u;
     let qh = vec4<u32>(load_u32(b + 2u));
     var s = 0.0;
@@ -18,8 +19,8 @@ fn chunk_dot(row: u32, c: u32, x: u32) -> f32 {
         let j = vec4<u32>(4u * i) + vec4<u32>(0u, 1u, 2u, 3u);
         let h0 = ((qh >> j) & vec4<u32>(1u)) << vec4<u32>(4u);
         let h1 = ((qh >> (j + 16u)) & vec4<u32>(1u)) << vec4<u32>(4u);
-        s += dot(vec4<f32>((q & vec4<u32>(15u)) | h0) - 16.0, X[x + i]);
-        s += dot(vec4<f32>((q >> vec4<u32>(4u)) | h1) - 16.0, X[x + 4u + i]);
+        s += dot(vec4<f32>((q & vec4<u32>(15u)) | h0), x.v[i]);
+        s += dot(vec4<f32>((q >> vec4<u32>(4u)) | h1), x.v[4u + i]);
     }
-    return load_f16(b) * s;
+    return load_f16(b) * (s - 16.0 * x.sum);
 }

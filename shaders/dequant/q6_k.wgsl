@@ -13,8 +13,9 @@ fn dequant4(row: u32, c: u32, i: u32) -> vec4<f32> {
     return d * (vec4<f32>(low | high) - 32.0);
 }
 
-// sum of chunk c's 32 values times X[x..x+8]; the two 16-value halves have their own scales.
-fn chunk_dot(row: u32, c: u32, x: u32) -> f32 {
+// sum of chunk c's 32 values times the activations x; the two 16-value halves have their own
+// scales.
+fn chunk_dot(row: u32, c: u32, x: XChunk) -> f32 {
     let b = row + (c >> 3u) * 210u;
     let half = (c >> 2u) & 1u;
     let g = c & 3u;
@@ -28,7 +29,7 @@ fn chunk_dot(row: u32, c: u32, x: u32) -> f32 {
     for (var i = 0u; i < 8u; i++) {
         let low = (bytes4(ql + 4u * i) >> lshift) & vec4<u32>(15u);
         let high = ((bytes4(qh + 4u * i) >> hshift) & vec4<u32>(3u)) << vec4<u32>(4u);
-        let p = dot(vec4<f32>(low | high) - 32.0, X[x + i]);
+        let p = dot(vec4<f32>(low | high) - 32.0, x.v[i]);
         if (i < 4u) {
             s0 += p;
         } else {

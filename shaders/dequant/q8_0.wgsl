@@ -4,12 +4,12 @@ fn dequant4(row: u32, c: u32, i: u32) -> vec4<f32> {
     return load_f16(b) * sext8(bytes4(b + 2u + 4u * i));
 }
 
-// sum of chunk c's 32 values times X[x..x+8], the scale applied once.
-fn chunk_dot(row: u32, c: u32, x: u32) -> f32 {
+// sum of chunk c's 32 values times the activations x, the scale applied once.
+fn chunk_dot(row: u32, c: u32, x: XChunk) -> f32 {
     let b = row + c * 34u;
     var s = 0.0;
     for (var i = 0u; i < 8u; i++) {
-        s += dot(sext8(bytes4(b + 2u + 4u * i)), X[x + i]);
+        s += dot(sext8(bytes4(b + 2u + 4u * i)), x.v[i]);
     }
     return load_f16(b) * s;
 }

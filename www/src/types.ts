@@ -273,6 +273,8 @@ export interface RuntimeStats {
   f16: boolean;
   /** Whether the kernels use subgroup operations. */
   subgroups: boolean;
+  /** Invocations per subgroup the kernels rely on (null without subgroup kernels). */
+  subgroupSize: number | null;
   contextLength: number;
   /** Tokens the KV cache holds (reused by the next request where its prefix matches). */
   cachedTokens: number;

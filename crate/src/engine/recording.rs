@@ -4,7 +4,7 @@
 
 use crate::gpu::{GpuContext, Grid, Kernel, Pipeline, Pipelines, UniformStruct};
 use crate::kernels::embed::{Embed, EmbedBindings, EmbedParams};
-use crate::kernels::matmul::{MatMul, MatMulBindings, MatMulParams, BIAS};
+use crate::kernels::matmul::{MatMul, MatMulBindings, MatMulParams, RowReduce, BIAS};
 use crate::kernels::matmul_tiled::MatMulTiled;
 
 use super::error::EngineError;
@@ -242,10 +242,11 @@ impl<'a> Builder<'a> {
         flags: u32,
         x_token: u32,
     ) -> Result<(), EngineError> {
-        let decode = self.pipeline(MatMul {
+        let matvec = MatMul {
             ty: m.ty,
-            subgroups: self.ctx.subgroups,
-        })?;
+            reduce: RowReduce::for_subgroups(self.ctx.subgroup_min_size),
+        };
+        let decode = self.pipeline(matvec)?;
         // A mat-mul that reads one token runs as in decode even in a multi-token step.
         let single_token = x_token != 0;
         let prefill = match single_token {
@@ -274,7 +275,7 @@ impl<'a> Builder<'a> {
                 params: &params,
                 step: self.step,
             };
-            let decode_launch = Launch::new(&decode, MatMul::grid(piece.rows));
+            let decode_launch = Launch::new(&decode, matvec.grid(piece.rows));
             let prefill_launch = match &prefill {
                 Some(tiled) => Launch::new(tiled, MatMulTiled::grid(piece.rows)),
                 None => decode_launch.clone(),

@@ -12,19 +12,23 @@ use crate::gpu::{GpuContext, GpuOptions};
 use crate::kernels::common::StepUniform;
 use crate::kernels::dequant::SUPPORTED;
 
-/// The adapter with and without subgroup kernels (lavapipe has subgroups, so the fallback is
-/// forced); each test runs on both.
-fn contexts() -> [GpuContext; 2] {
-    [false, true].map(|disable_subgroups| {
+/// The adapter with its 8-invocation subgroups, with SwiftShader's 4, and without subgroup
+/// kernels (lavapipe has subgroups of 8, so the others are forced); each test runs on all.
+fn contexts() -> [GpuContext; 3] {
+    [(false, None), (false, Some(4)), (true, None)].map(|(disable_subgroups, cap)| {
         let ctx = pollster::block_on(GpuContext::new(&GpuOptions {
-            max_binding_bytes: None,
             disable_subgroups,
-            disable_f16: false,
+            subgroup_size_cap: cap,
+            ..GpuOptions::default()
         }))
         .expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers, via scripts/setup)");
+        let expected = match disable_subgroups {
+            true => None,
+            false => Some(cap.unwrap_or(8)),
+        };
         assert_eq!(
-            ctx.subgroups, !disable_subgroups,
-            "the test adapter has subgroups"
+            ctx.subgroup_min_size, expected,
+            "the test adapter has subgroups of 8"
         );
         ctx
     })
@@ -210,9 +214,11 @@ fn matmul_prefill_tiles_match_cpu_reference() {
 
 #[test]
 fn matrices_split_into_pieces_when_over_the_binding_limit() {
-    let [ctx, shared_ctx] = contexts();
+    let [ctx, four_lane_ctx, shared_ctx] = contexts();
     for ty in [GgmlType::Q8_0, GgmlType::Q6K, GgmlType::Q5_0, GgmlType::F16] {
         check_matmul(&ctx, ty, 1, true);
+        check_matmul(&four_lane_ctx, ty, 1, true);
+        check_matmul(&shared_ctx, ty, 1, true);
         check_matmul(&shared_ctx, ty, 9, true);
     }
     let t = tensor("w", GgmlType::Q8_0, 256, 3);
@@ -229,7 +235,7 @@ fn matrices_split_into_pieces_when_over_the_binding_limit() {
 
 #[test]
 fn embedding_rows_match_cpu_reference() {
-    let [ctx, _] = contexts();
+    let [ctx, ..] = contexts();
     for ty in [GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4K, GgmlType::F16] {
         let blocks = fixture_blocks(ty);
         let values = dequantize(ty, &blocks).unwrap();
