@@ -58,11 +58,14 @@ fn main(
         }
     }
     let total = row_sum(acc, lid);
-    // Lane j of the group writes its row j.
-    let r = first + lane;
-    if (lane < ROWS_PER_GROUP && r <= last) {
+    // The group's lanes share out the writes of its rows.
+    for (var j = lane; j < ROWS_PER_GROUP; j += LANES) {
+        let r = first + j;
+        if (r > last) {
+            break;
+        }
         let out_row = P.row_offset + r;
-        var v = total[lane];
+        var v = total[j];
         if ((P.flags & 1u) != 0u) {
             v += AUX[out_row];
         }

@@ -415,6 +415,7 @@ impl WebEngine {
             "f16": gpu.f16,
             "subgroups": gpu.subgroup_min_size.is_some(),
             "subgroupSize": gpu.subgroup_min_size,
+            "softwareAdapter": gpu.software,
             "contextLength": context_length,
             "cachedTokens": cached,
             "wasmMemoryBytes": core::arch::wasm32::memory_size(0) as f64 * 65536.0,

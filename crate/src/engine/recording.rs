@@ -244,7 +244,7 @@ impl<'a> Builder<'a> {
     ) -> Result<(), EngineError> {
         let matvec = MatMul {
             ty: m.ty,
-            reduce: RowReduce::for_subgroups(self.ctx.subgroup_min_size),
+            reduce: RowReduce::for_adapter(self.ctx.software, self.ctx.subgroup_min_size),
         };
         let decode = self.pipeline(matvec)?;
         // A mat-mul that reads one token runs as in decode even in a multi-token step.

@@ -12,23 +12,32 @@ use crate::gpu::{GpuContext, GpuOptions};
 use crate::kernels::common::StepUniform;
 use crate::kernels::dequant::SUPPORTED;
 
-/// The adapter with its 8-invocation subgroups, with SwiftShader's 4, and without subgroup
-/// kernels (lavapipe has subgroups of 8, so the others are forced); each test runs on all.
-fn contexts() -> [GpuContext; 3] {
-    [(false, None), (false, Some(4)), (true, None)].map(|(disable_subgroups, cap)| {
+/// The adapter as it is (lavapipe: a software adapter, whose kernels need no subgroups), and
+/// treated as a hardware GPU with its 8-invocation subgroups, with SwiftShader's 4, and without
+/// subgroups; each test runs on all four.
+fn contexts() -> [GpuContext; 4] {
+    [
+        (false, false, None),
+        (true, false, None),
+        (true, false, Some(4)),
+        (true, true, None),
+    ]
+    .map(|(treat_as_hardware, disable_subgroups, cap)| {
         let ctx = pollster::block_on(GpuContext::new(&GpuOptions {
             disable_subgroups,
             subgroup_size_cap: cap,
+            treat_as_hardware,
             ..GpuOptions::default()
         }))
         .expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers, via scripts/setup)");
-        let expected = match disable_subgroups {
-            true => None,
-            false => Some(cap.unwrap_or(8)),
-        };
+        assert_eq!(
+            ctx.software, !treat_as_hardware,
+            "the test adapter is lavapipe"
+        );
+        let expected = (!disable_subgroups).then_some(cap.unwrap_or(8));
         assert_eq!(
             ctx.subgroup_min_size, expected,
-            "the test adapter has subgroups of 8"
+            "lavapipe has subgroups of 8"
         );
         ctx
     })
@@ -214,16 +223,22 @@ fn matmul_prefill_tiles_match_cpu_reference() {
 
 #[test]
 fn matrices_split_into_pieces_when_over_the_binding_limit() {
-    let [ctx, four_lane_ctx, shared_ctx] = contexts();
+    let contexts = contexts();
     for ty in [GgmlType::Q8_0, GgmlType::Q6K, GgmlType::Q5_0, GgmlType::F16] {
-        check_matmul(&ctx, ty, 1, true);
-        check_matmul(&four_lane_ctx, ty, 1, true);
-        check_matmul(&shared_ctx, ty, 1, true);
-        check_matmul(&shared_ctx, ty, 9, true);
+        for ctx in &contexts {
+            check_matmul(ctx, ty, 1, true);
+        }
+        check_matmul(&contexts[3], ty, 9, true);
     }
     let t = tensor("w", GgmlType::Q8_0, 256, 3);
     let blocks = fixture_blocks(GgmlType::Q8_0);
-    let m = Matrix::upload(&ctx, &t, &blocks[..t.info.bytes as usize], 2 * 272 + 4).unwrap();
+    let m = Matrix::upload(
+        &contexts[0],
+        &t,
+        &blocks[..t.info.bytes as usize],
+        2 * 272 + 4,
+    )
+    .unwrap();
     assert_eq!(
         m.pieces
             .iter()

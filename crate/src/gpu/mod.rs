@@ -43,6 +43,9 @@ pub struct GpuOptions {
     /// Rely on subgroups of at most this many invocations (tests run SwiftShader's 4-lane
     /// reductions on lavapipe's 8-lane subgroups with it).
     pub subgroup_size_cap: Option<u32>,
+    /// Use the kernels for hardware GPUs even on a software adapter (tests run them on
+    /// lavapipe with it).
+    pub treat_as_hardware: bool,
     /// Keep the KV cache in f32 even where the adapter has shader-f16 (Chromium's SwiftShader
     /// has none; tests force this path on adapters that have it).
     pub disable_f16: bool,
@@ -63,6 +66,10 @@ pub struct GpuContext {
     pub subgroup_min_size: Option<u32>,
     /// Kernels may use f16 arithmetic and storage (shader-f16, not disabled).
     pub f16: bool,
+    /// The adapter is a CPU rasterizer (lavapipe, SwiftShader; not overridden by
+    /// `treat_as_hardware`): it runs a workgroup's invocations as the SIMD lanes of a CPU
+    /// thread, and kernels pick their software variants.
+    pub software: bool,
     /// Set once by the device-lost callback or the first uncaptured GPU error.
     failure: Arc<Mutex<Option<GpuError>>>,
 }
@@ -101,6 +108,7 @@ impl GpuContext {
                     }),
             );
         let f16 = !options.disable_f16 && adapter.features().contains(wgpu::Features::SHADER_F16);
+        let software = info.device_type == wgpu::DeviceType::Cpu && !options.treat_as_hardware;
         let mut required_features = wgpu::Features::empty();
         if subgroup_min_size.is_some() {
             required_features |= wgpu::Features::SUBGROUP;
@@ -146,6 +154,7 @@ impl GpuContext {
             max_buffer_bytes: adapter_limits.max_buffer_size,
             subgroup_min_size,
             f16,
+            software,
             failure,
         })
     }

@@ -9,7 +9,7 @@ use crate::gguf::GgmlType;
 use crate::gpu::{Extent, Grid, Kernel, Module};
 use crate::{kernel_bindings, wgsl_uniform};
 
-use super::common::{StepUniform, REDUCE_SHARED, REDUCE_SUBGROUP};
+use super::common::{StepUniform, REDUCE_NONE, REDUCE_SHARED, REDUCE_SUBGROUP};
 use super::dequant;
 
 /// Invocations of a workgroup.
@@ -32,12 +32,20 @@ pub enum RowReduce {
     Subgroup { lanes: u32 },
     /// 8 invocations per group, summed through workgroup memory with barriers.
     Shared,
+    /// One invocation per group, walking the whole rows: no reduction and no barrier. For
+    /// software adapters (lavapipe, SwiftShader), which run a workgroup's invocations as the
+    /// SIMD lanes of a CPU thread and pay for each storage load lane by lane, unless every
+    /// lane loads the same address: here all lanes of a step read the same activations.
+    None,
 }
 
 impl RowReduce {
-    /// The reduction for an adapter whose subgroups have at least `subgroup_min_size`
-    /// invocations (`None`: no subgroup operations).
-    pub fn for_subgroups(subgroup_min_size: Option<u32>) -> RowReduce {
+    /// The reduction for an adapter: a software one (`software`), or one whose subgroups
+    /// have at least `subgroup_min_size` invocations (`None`: no subgroup operations).
+    pub fn for_adapter(software: bool, subgroup_min_size: Option<u32>) -> RowReduce {
+        if software {
+            return RowReduce::None;
+        }
         match subgroup_min_size {
             Some(size) if size >= 8 => RowReduce::Subgroup { lanes: 8 },
             Some(size) if size >= 4 => RowReduce::Subgroup { lanes: 4 },
@@ -50,6 +58,7 @@ impl RowReduce {
         match self {
             RowReduce::Subgroup { lanes } => lanes,
             RowReduce::Shared => 8,
+            RowReduce::None => 1,
         }
     }
 
@@ -113,6 +122,7 @@ impl Kernel for MatMul {
         Some(match self.reduce {
             RowReduce::Subgroup { .. } => module.enable("subgroups").snippet(&REDUCE_SUBGROUP),
             RowReduce::Shared => module.snippet(&REDUCE_SHARED),
+            RowReduce::None => module.snippet(&REDUCE_NONE),
         })
     }
 }
@@ -126,6 +136,7 @@ impl MatMul {
                     RowReduce::Subgroup { lanes: 4 },
                     RowReduce::Subgroup { lanes: 8 },
                     RowReduce::Shared,
+                    RowReduce::None,
                 ]
                 .map(|reduce| MatMul { ty, reduce })
             })
