@@ -1,5 +1,6 @@
-// Mat-vec for one token: Y[r] (+)= sum_k W[r, k] * X[t, k] (+ bias[r]) for the rows of one
-// weight piece; or, for the FFN's up projection, Y[r] = silu(GATE[r]) * sum_k W[r, k] * X[t, k].
+// Mat-vec: Y[t, r] (+)= sum_k W[r, k] * X[t, k] (+ bias[r]) for the rows of one weight piece
+// and each token t of a short step (one per workgroup layer z); or, for the FFN's up
+// projection, Y[t, r] = silu(GATE[t, r]) * sum_k W[r, k] * X[t, k].
 //
 // A workgroup of 64 invocations computes ROW_GROUPS * 4 rows. LANES invocations share a group
 // of 4 rows and take turns over its 32-value chunks (neighbouring invocations read
@@ -43,8 +44,10 @@ fn main(
     // Rows past the piece's end repeat its last row and are not written.
     let last = P.rows - 1u;
     let rows = min(vec4<u32>(first) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) * P.row_bytes;
-    // The step's one token, or the one `x_token` names (the last, for the logits).
-    let t = select(0u, P.x_token - 1u, P.x_token != 0u);
+    // This layer's token, or the one `x_token` names (the last, for the logits, written to
+    // row 0 of Y).
+    let t = select(wid.z, P.x_token - 1u, P.x_token != 0u);
+    let y = wid.z * P.y_stride;
     var acc = vec4<f32>(0.0);
     if (first <= last) {
         for (var c = lane; c < P.k / 32u; c += LANES) {
@@ -69,14 +72,13 @@ fn main(
         if ((P.flags & 1u) != 0u) {
             v += AUX[out_row];
         }
-        // A single-token step writes row 0 of Y, whichever token of X it read.
         if ((P.flags & 4u) != 0u) {
-            let g = AUX[out_row];
+            let g = AUX[y + out_row];
             v *= g / (1.0 + exp(-g));
         }
         if ((P.flags & 2u) != 0u) {
-            v += Y[out_row];
+            v += Y[y + out_row];
         }
-        Y[out_row] = v;
+        Y[y + out_row] = v;
     }
 }

@@ -4,7 +4,7 @@
 
 use bytemuck::Zeroable;
 
-use super::recording::{record, Builder, StepStats};
+use super::recording::{record, Builder, StepStats, SHORT_PREFILL_TOKENS};
 use super::weights::Matrix;
 use crate::dequant::dequantize;
 use crate::gguf::{GgmlType, ModelTensor, TensorInfo};
@@ -141,7 +141,8 @@ fn read_f32(ctx: &GpuContext, buffer: &wgpu::Buffer, n: usize) -> Vec<f32> {
 
 /// GPU `W·X (+ bias)` for the fixture blocks of `ty` against f64 sums of the CPU dequantization.
 /// With `one_row_pieces`, every row goes to its own buffer.
-/// Single-token calls run the decode kernel, longer ones the prefill tiles.
+/// Single-token calls run the decode kernel, short ones the mat-vec per token, longer ones the
+/// prefill tiles.
 fn check_matmul(ctx: &GpuContext, ty: GgmlType, n_tokens: u32, one_row_pieces: bool) {
     let blocks = fixture_blocks(ty);
     let values = dequantize(ty, &blocks).expect("dequantize");
@@ -222,12 +223,22 @@ fn matmul_prefill_tiles_match_cpu_reference() {
 }
 
 #[test]
+fn matmul_short_prefill_runs_the_matvec_per_token() {
+    for ctx in contexts() {
+        for ty in SUPPORTED {
+            check_matmul(&ctx, ty, SHORT_PREFILL_TOKENS, false);
+        }
+    }
+}
+
+#[test]
 fn matrices_split_into_pieces_when_over_the_binding_limit() {
     let contexts = contexts();
     for ty in [GgmlType::Q8_0, GgmlType::Q6K, GgmlType::Q5_0, GgmlType::F16] {
         for ctx in &contexts {
             check_matmul(ctx, ty, 1, true);
         }
+        check_matmul(&contexts[3], ty, 3, true);
         check_matmul(&contexts[3], ty, 9, true);
     }
     let t = tensor("w", GgmlType::Q8_0, 256, 3);

@@ -143,11 +143,19 @@ impl MatMul {
             .collect()
     }
 
-    /// Rows spread over x and y.
+    /// Rows spread over x and y, for one token.
     pub fn grid(self, rows: u32) -> Grid {
         Grid::spread(
             rows.div_ceil(self.reduce.rows_per_workgroup()),
             Extent::Fixed(1),
+        )
+    }
+
+    /// Rows spread over x and y, and the step's tokens over z (a short prefill).
+    pub fn grid_per_token(self, rows: u32) -> Grid {
+        Grid::spread(
+            rows.div_ceil(self.reduce.rows_per_workgroup()),
+            Extent::Tokens,
         )
     }
 }
