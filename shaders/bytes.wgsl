@@ -29,3 +29,17 @@ fn bytes4(o: u32) -> vec4<u32> {
 fn sext8(v: vec4<u32>) -> vec4<f32> {
     return vec4<f32>(bitcast<vec4<i32>>(v << vec4<u32>(24u)) >> vec4<u32>(24u));
 }
+
+// Bits 0..3 of `b` moved to bit 4 of bytes 0..3 (Q5 fifth bits beside their nibbles): the
+// multiply places copies of b at bits 0, 7, 14 and 21, whose ranges do not overlap.
+fn spread_bits4(b: u32) -> u32 {
+    return ((b * 0x00204081u) & 0x01010101u) << 4u;
+}
+
+// The word at even byte offset `o`, given `cur` = W[o >> 2] and `next` = W[(o >> 2) + 1]: a
+// stream of words at an even offset read with one load per word, each carried over as the
+// next word's `cur`. Every block type is a whole number of 2-byte units, so blocks and their
+// fields start at even offsets.
+fn even_word(cur: u32, next: u32, o: u32) -> u32 {
+    return select((cur >> 16u) | (next << 16u), cur, (o & 2u) == 0u);
+}

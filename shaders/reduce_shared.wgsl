@@ -1,17 +1,17 @@
-// Sum over the 8 invocations of a row through workgroup memory, for adapters without
+// Sum over the LANES invocations of a row group through workgroup memory, for adapters without
 // subgroups. Called in uniform control flow by the whole workgroup.
-var<workgroup> partial: array<f32, 64>;
+var<workgroup> partial: array<vec4<f32>, 64>;
 
-fn row_sum(v: f32, lid: u32) -> f32 {
+fn row_sum(v: vec4<f32>, lid: u32) -> vec4<f32> {
     partial[lid] = v;
     workgroupBarrier();
-    for (var stride = 4u; stride > 0u; stride >>= 1u) {
-        if ((lid & 7u) < stride) {
+    for (var stride = LANES / 2u; stride > 0u; stride >>= 1u) {
+        if ((lid % LANES) < stride) {
             partial[lid] += partial[lid + stride];
         }
         workgroupBarrier();
     }
-    let total = partial[lid & ~7u];
+    let total = partial[lid - lid % LANES];
     workgroupBarrier();
     return total;
 }

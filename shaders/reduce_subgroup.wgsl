@@ -1,9 +1,12 @@
-// Sum over the 8 invocations of a row with subgroup shuffles: no barriers, no shared memory.
-// Needs subgroups of at least 8 invocations (a row's 8 lanes then share one subgroup).
+// Sum over the LANES (4 or 8) invocations of a row group with subgroup shuffles: no barriers,
+// no shared memory. Needs subgroups of at least LANES invocations (a group's lanes then share
+// one subgroup).
 
-fn row_sum(v: f32, lid: u32) -> f32 {
+fn row_sum(v: vec4<f32>, lid: u32) -> vec4<f32> {
     var s = v;
-    s += subgroupShuffleXor(s, 4u);
+    if (LANES == 8u) {
+        s += subgroupShuffleXor(s, 4u);
+    }
     s += subgroupShuffleXor(s, 2u);
     s += subgroupShuffleXor(s, 1u);
     return s;

@@ -215,9 +215,9 @@ impl WebEngine {
         // Everything that can be checked without a GPU is, before WebGPU is touched.
         let checked = CheckedModel::new(parsed).map_err(|e| engine_error(&e))?;
         let ctx = GpuContext::new(&GpuOptions {
-            max_binding_bytes: None,
             disable_subgroups: options.disable_subgroups,
             disable_f16: options.disable_f16,
+            ..GpuOptions::default()
         })
         .await
         .map_err(|e| engine_error(&e.into()))?;
@@ -413,7 +413,9 @@ impl WebEngine {
         Ok(serde_json::json!({
             "adapter": gpu.adapter_description(),
             "f16": gpu.f16,
-            "subgroups": gpu.subgroups,
+            "subgroups": gpu.subgroup_min_size.is_some(),
+            "subgroupSize": gpu.subgroup_min_size,
+            "softwareAdapter": gpu.software,
             "contextLength": context_length,
             "cachedTokens": cached,
             "wasmMemoryBytes": core::arch::wasm32::memory_size(0) as f64 * 65536.0,

@@ -70,7 +70,7 @@ fn tiny_model_matches_llama_cpp() {
     let engine = load(&support::tiny_model(), gpu.clone());
     let gpu_context = engine.gpu().expect("a GPU engine");
     assert!(
-        gpu_context.subgroups && gpu_context.f16,
+        gpu_context.subgroup_min_size == Some(8) && gpu_context.f16,
         "lavapipe offers subgroups and shader-f16: the default run must use them"
     );
     drop(engine);
@@ -85,6 +85,7 @@ fn tiny_model_matches_llama_cpp_with_fallbacks_and_split_weights() {
         max_binding_bytes: Some(4 << 20),
         disable_subgroups: true,
         disable_f16: true,
+        ..GpuOptions::default()
     });
 }
 

@@ -6,14 +6,15 @@ fn dequant4(row: u32, c: u32, i: u32) -> vec4<f32> {
     return load_f16(b) * (vec4<f32>(q) - 8.0);
 }
 
-// sum of chunk c's 32 values times X[x..x+8]: each byte read once, the scale applied once.
-fn chunk_dot(row: u32, c: u32, x: u32) -> f32 {
+// sum of chunk c's 32 values times the activations x: each byte read once, the scale applied
+// once; nibbles masked four at a time in a word.
+fn chunk_dot(row: u32, c: u32, x: XChunk) -> f32 {
     let b = row + c * 18u;
     var s = 0.0;
     for (var i = 0u; i < 4u; i++) {
-        let q = bytes4(b + 2u + 4u * i);
-        s += dot(vec4<f32>(q & vec4<u32>(15u)) - 8.0, X[x + i]);
-        s += dot(vec4<f32>(q >> vec4<u32>(4u)) - 8.0, X[x + 4u + i]);
+        let q = load_u32(b + 2u + 4u * i);
+        s += dot(vec4<f32>(unpack4xU8(q & 0x0f0f0f0fu)), x.v[i]);
+        s += dot(vec4<f32>(unpack4xU8((q >> 4u) & 0x0f0f0f0fu)), x.v[4u + i]);
     }
-    return load_f16(b) * s;
+    return load_f16(b) * (s - 8.0 * x.sum);
 }

@@ -5,17 +5,15 @@ fn dequant4(row: u32, c: u32, i: u32) -> vec4<f32> {
     return load_f16(b) * vec4<f32>(q) + load_f16(b + 2u);
 }
 
-// sum of chunk c's 32 values times X[x..x+8]: d * sum(q x) + m * sum(x).
-fn chunk_dot(row: u32, c: u32, x: u32) -> f32 {
+// sum of chunk c's 32 values times the activations x: d * sum(q x) + m * sum(x).
+fn chunk_dot(row: u32, c: u32, x: XChunk) -> f32 {
     let b = row + c * 20u;
     var s = 0.0;
-    var sx = 0.0;
     for (var i = 0u; i < 4u; i++) {
         let q = bytes4(b + 4u + 4u * i);
-        let x0 = X[x + i];
-        let x1 = X[x + 4u + i];
+        let x0 = x.v[i];
+        let x1 = x.v[4u + i];
         s += dot(vec4<f32>(q & vec4<u32>(15u)), x0) + dot(vec4<f32>(q >> vec4<u32>(4u)), x1);
-        sx += dot(x0 + x1, vec4<f32>(1.0));
     }
-    return load_f16(b) * s + load_f16(b + 2u) * sx;
+    return load_f16(b) * s + load_f16(b + 2u) * x.sum;
 }

@@ -8,18 +8,27 @@ fn dequant4(row: u32, c: u32, i: u32) -> vec4<f32> {
     return load_f16(b) * (vec4<f32>(low | high) - 16.0);
 }
 
-// sum of chunk c's 32 values times X[x..x+8]: each byte read once, the scale applied once.
-fn chunk_dot(row: u32, c: u32, x: u32) -> f32 {
+// sum of chunk c's 32 values times the activations x: each word of the block loaded once, the
+// scale applied once; four values assembled at a time in a word (nibbles masked, fifth bits
+// spread).
+fn chunk_dot(row: u32, c: u32, x: XChunk) -> f32 {
     let b = row + c * 22u;
-    let qh = vec4<u32>(load_u32(b + 2u));
+    // qh at b + 2 and the nibbles from b + 6 form one stream of 5 words.
+    let o = b + 2u;
+    var cur = W[o >> 2u];
+    var next = W[(o >> 2u) + 1u];
+    let qh = even_word(cur, next, o);
+    cur = next;
     var s = 0.0;
     for (var i = 0u; i < 4u; i++) {
-        let q = bytes4(b + 6u + 4u * i);
-        let j = vec4<u32>(4u * i) + vec4<u32>(0u, 1u, 2u, 3u);
-        let h0 = ((qh >> j) & vec4<u32>(1u)) << vec4<u32>(4u);
-        let h1 = ((qh >> (j + 16u)) & vec4<u32>(1u)) << vec4<u32>(4u);
-        s += dot(vec4<f32>((q & vec4<u32>(15u)) | h0) - 16.0, X[x + i]);
-        s += dot(vec4<f32>((q >> vec4<u32>(4u)) | h1) - 16.0, X[x + 4u + i]);
+        next = W[(o >> 2u) + 2u + i];
+        let q = even_word(cur, next, o);
+        cur = next;
+        let h = qh >> (4u * i);
+        let low = (q & 0x0f0f0f0fu) | spread_bits4(h & 15u);
+        let high = ((q >> 4u) & 0x0f0f0f0fu) | spread_bits4((h >> 16u) & 15u);
+        s += dot(vec4<f32>(unpack4xU8(low)), x.v[i]);
+        s += dot(vec4<f32>(unpack4xU8(high)), x.v[4u + i]);
     }
-    return load_f16(b) * s;
+    return load_f16(b) * (s - 16.0 * x.sum);
 }

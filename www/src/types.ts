@@ -273,6 +273,11 @@ export interface RuntimeStats {
   f16: boolean;
   /** Whether the kernels use subgroup operations. */
   subgroups: boolean;
+  /** Invocations per subgroup the kernels rely on (null without subgroup kernels). */
+  subgroupSize: number | null;
+  /** Whether the adapter is a CPU rasterizer (SwiftShader), for which the kernels take their
+   *  software variants. */
+  softwareAdapter: boolean;
   contextLength: number;
   /** Tokens the KV cache holds (reused by the next request where its prefix matches). */
   cachedTokens: number;

@@ -4,7 +4,7 @@
 
 use crate::gpu::{GpuContext, Grid, Kernel, Pipeline, Pipelines, UniformStruct};
 use crate::kernels::embed::{Embed, EmbedBindings, EmbedParams};
-use crate::kernels::matmul::{MatMul, MatMulBindings, MatMulParams, BIAS};
+use crate::kernels::matmul::{MatMul, MatMulBindings, MatMulParams, RowReduce, BIAS};
 use crate::kernels::matmul_tiled::MatMulTiled;
 
 use super::error::EngineError;
@@ -42,10 +42,18 @@ pub(super) struct Dispatch {
     decode: Launch,
     /// For multi-token steps (prefill: tiled mat-muls, coarse attention splits; else the same).
     prefill: Launch,
+    /// For steps of up to [`SHORT_PREFILL_TOKENS`] tokens where it differs from `prefill`
+    /// (mat-muls: the mat-vec once per token).
+    short_prefill: Option<Launch>,
     bind_group: wgpu::BindGroup,
     /// Weight bytes each workgroup layer (z slice) of this launch reads.
     weight_bytes: u64,
 }
+
+/// Steps of at most this many tokens run their mat-muls as one mat-vec per token: a tile of
+/// the tiled kernel computes 32 tokens' worth whatever the step's count, which costs more than
+/// reading the weights once per token for a few tokens (a short chat turn, a tool result).
+pub(super) const SHORT_PREFILL_TOKENS: u32 = 4;
 
 /// Encodes recorded dispatches into `pass` for a step of `n_tokens` tokens ending at cache
 /// position `seq_len`.
@@ -57,7 +65,11 @@ pub(super) fn record(
     stats: &mut StepStats,
 ) {
     for d in dispatches {
-        let launch = if n_tokens == 1 { &d.decode } else { &d.prefill };
+        let launch = match &d.short_prefill {
+            _ if n_tokens == 1 => &d.decode,
+            Some(short) if n_tokens <= SHORT_PREFILL_TOKENS => short,
+            _ => &d.prefill,
+        };
         let [x, y, z] = launch.grid.size(n_tokens, seq_len);
         pass.set_pipeline(&launch.pipeline);
         pass.set_bind_group(0, &d.bind_group, &[]);
@@ -139,6 +151,7 @@ impl<'a> Builder<'a> {
                 Launch::new(&decode_pipeline, decode_grid),
                 Launch::new(&prefill_pipeline, prefill_grid),
             ],
+            None,
             0,
         );
         Ok(())
@@ -152,12 +165,14 @@ impl<'a> Builder<'a> {
         bind_with: &Pipeline,
         bindings: &K::Bindings<'_>,
         [decode, prefill]: [Launch; 2],
+        short_prefill: Option<Launch>,
         weight_bytes: u64,
     ) {
         let bind_group = bind_with.bind::<K>(&self.ctx.device, label, bindings);
         self.dispatches.push(Dispatch {
             decode,
             prefill,
+            short_prefill,
             bind_group,
             weight_bytes,
         });
@@ -207,7 +222,14 @@ impl<'a> Builder<'a> {
                 step: self.step,
             };
             let launch = Launch::new(&pipeline, Embed::grid(m.cols));
-            self.push::<Embed>("embed", &pipeline, &bindings, [launch.clone(), launch], 0);
+            self.push::<Embed>(
+                "embed",
+                &pipeline,
+                &bindings,
+                [launch.clone(), launch],
+                None,
+                0,
+            );
         }
         Ok(())
     }
@@ -242,10 +264,11 @@ impl<'a> Builder<'a> {
         flags: u32,
         x_token: u32,
     ) -> Result<(), EngineError> {
-        let decode = self.pipeline(MatMul {
+        let matvec = MatMul {
             ty: m.ty,
-            subgroups: self.ctx.subgroups,
-        })?;
+            reduce: RowReduce::for_adapter(self.ctx.software, self.ctx.subgroup_min_size),
+        };
+        let decode = self.pipeline(matvec)?;
         // A mat-mul that reads one token runs as in decode even in a multi-token step.
         let single_token = x_token != 0;
         let prefill = match single_token {
@@ -274,16 +297,20 @@ impl<'a> Builder<'a> {
                 params: &params,
                 step: self.step,
             };
-            let decode_launch = Launch::new(&decode, MatMul::grid(piece.rows));
-            let prefill_launch = match &prefill {
-                Some(tiled) => Launch::new(tiled, MatMulTiled::grid(piece.rows)),
-                None => decode_launch.clone(),
+            let decode_launch = Launch::new(&decode, matvec.grid(piece.rows));
+            let (prefill_launch, short_prefill) = match &prefill {
+                Some(tiled) => (
+                    Launch::new(tiled, MatMulTiled::grid(piece.rows)),
+                    Some(Launch::new(&decode, matvec.grid_per_token(piece.rows))),
+                ),
+                None => (decode_launch.clone(), None),
             };
             self.push::<MatMul>(
                 "matmul",
                 &decode,
                 &bindings,
                 [decode_launch, prefill_launch],
+                short_prefill,
                 u64::from(piece.rows) * u64::from(m.row_bytes),
             );
         }

@@ -4,7 +4,7 @@
 
 use bytemuck::Zeroable;
 
-use super::recording::{record, Builder, StepStats};
+use super::recording::{record, Builder, StepStats, SHORT_PREFILL_TOKENS};
 use super::weights::Matrix;
 use crate::dequant::dequantize;
 use crate::gguf::{GgmlType, ModelTensor, TensorInfo};
@@ -12,19 +12,32 @@ use crate::gpu::{GpuContext, GpuOptions};
 use crate::kernels::common::StepUniform;
 use crate::kernels::dequant::SUPPORTED;
 
-/// The adapter with and without subgroup kernels (lavapipe has subgroups, so the fallback is
-/// forced); each test runs on both.
-fn contexts() -> [GpuContext; 2] {
-    [false, true].map(|disable_subgroups| {
+/// The adapter as it is (lavapipe: a software adapter, whose kernels need no subgroups), and
+/// treated as a hardware GPU with its 8-invocation subgroups, with SwiftShader's 4, and without
+/// subgroups; each test runs on all four.
+fn contexts() -> [GpuContext; 4] {
+    [
+        (false, false, None),
+        (true, false, None),
+        (true, false, Some(4)),
+        (true, true, None),
+    ]
+    .map(|(treat_as_hardware, disable_subgroups, cap)| {
         let ctx = pollster::block_on(GpuContext::new(&GpuOptions {
-            max_binding_bytes: None,
             disable_subgroups,
-            disable_f16: false,
+            subgroup_size_cap: cap,
+            treat_as_hardware,
+            ..GpuOptions::default()
         }))
         .expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers, via scripts/setup)");
         assert_eq!(
-            ctx.subgroups, !disable_subgroups,
-            "the test adapter has subgroups"
+            ctx.software, !treat_as_hardware,
+            "the test adapter is lavapipe"
+        );
+        let expected = (!disable_subgroups).then_some(cap.unwrap_or(8));
+        assert_eq!(
+            ctx.subgroup_min_size, expected,
+            "lavapipe has subgroups of 8"
         );
         ctx
     })
@@ -128,7 +141,8 @@ fn read_f32(ctx: &GpuContext, buffer: &wgpu::Buffer, n: usize) -> Vec<f32> {
 
 /// GPU `W·X (+ bias)` for the fixture blocks of `ty` against f64 sums of the CPU dequantization.
 /// With `one_row_pieces`, every row goes to its own buffer.
-/// Single-token calls run the decode kernel, longer ones the prefill tiles.
+/// Single-token calls run the decode kernel, short ones the mat-vec per token, longer ones the
+/// prefill tiles.
 fn check_matmul(ctx: &GpuContext, ty: GgmlType, n_tokens: u32, one_row_pieces: bool) {
     let blocks = fixture_blocks(ty);
     let values = dequantize(ty, &blocks).expect("dequantize");
@@ -209,15 +223,33 @@ fn matmul_prefill_tiles_match_cpu_reference() {
 }
 
 #[test]
+fn matmul_short_prefill_runs_the_matvec_per_token() {
+    for ctx in contexts() {
+        for ty in SUPPORTED {
+            check_matmul(&ctx, ty, SHORT_PREFILL_TOKENS, false);
+        }
+    }
+}
+
+#[test]
 fn matrices_split_into_pieces_when_over_the_binding_limit() {
-    let [ctx, shared_ctx] = contexts();
+    let contexts = contexts();
     for ty in [GgmlType::Q8_0, GgmlType::Q6K, GgmlType::Q5_0, GgmlType::F16] {
-        check_matmul(&ctx, ty, 1, true);
-        check_matmul(&shared_ctx, ty, 9, true);
+        for ctx in &contexts {
+            check_matmul(ctx, ty, 1, true);
+        }
+        check_matmul(&contexts[3], ty, 3, true);
+        check_matmul(&contexts[3], ty, 9, true);
     }
     let t = tensor("w", GgmlType::Q8_0, 256, 3);
     let blocks = fixture_blocks(GgmlType::Q8_0);
-    let m = Matrix::upload(&ctx, &t, &blocks[..t.info.bytes as usize], 2 * 272 + 4).unwrap();
+    let m = Matrix::upload(
+        &contexts[0],
+        &t,
+        &blocks[..t.info.bytes as usize],
+        2 * 272 + 4,
+    )
+    .unwrap();
     assert_eq!(
         m.pieces
             .iter()
@@ -229,7 +261,7 @@ fn matrices_split_into_pieces_when_over_the_binding_limit() {
 
 #[test]
 fn embedding_rows_match_cpu_reference() {
-    let [ctx, _] = contexts();
+    let [ctx, ..] = contexts();
     for ty in [GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4K, GgmlType::F16] {
         let blocks = fixture_blocks(ty);
         let values = dequantize(ty, &blocks).unwrap();

@@ -40,6 +40,12 @@ pub struct GpuOptions {
     /// Use the kernels that need no subgroup operations even where the adapter has them (many
     /// phones lack them; tests force this path on adapters that have them).
     pub disable_subgroups: bool,
+    /// Rely on subgroups of at most this many invocations (tests run SwiftShader's 4-lane
+    /// reductions on lavapipe's 8-lane subgroups with it).
+    pub subgroup_size_cap: Option<u32>,
+    /// Use the kernels for hardware GPUs even on a software adapter (tests run them on
+    /// lavapipe with it).
+    pub treat_as_hardware: bool,
     /// Keep the KV cache in f32 even where the adapter has shader-f16 (Chromium's SwiftShader
     /// has none; tests force this path on adapters that have it).
     pub disable_f16: bool,
@@ -54,11 +60,16 @@ pub struct GpuContext {
     pub max_binding_bytes: u64,
     /// Largest buffer, in bytes.
     pub max_buffer_bytes: u64,
-    /// Kernels may use subgroup operations (the adapter has them, with subgroups of 8 or more
-    /// invocations, and they were not disabled).
-    pub subgroups: bool,
+    /// The smallest subgroup the adapter runs, where kernels may use subgroup operations (the
+    /// adapter has them, with subgroups of 4 or more invocations, and they were not
+    /// disabled); `None` otherwise.
+    pub subgroup_min_size: Option<u32>,
     /// Kernels may use f16 arithmetic and storage (shader-f16, not disabled).
     pub f16: bool,
+    /// The adapter is a CPU rasterizer (lavapipe, SwiftShader; not overridden by
+    /// `treat_as_hardware`): it runs a workgroup's invocations as the SIMD lanes of a CPU
+    /// thread, and kernels pick their software variants.
+    pub software: bool,
     /// Set once by the device-lost callback or the first uncaptured GPU error.
     failure: Arc<Mutex<Option<GpuError>>>,
 }
@@ -86,12 +97,20 @@ impl GpuContext {
             ..wgpu::Limits::downlevel_defaults()
         };
         let info = adapter.get_info();
-        let subgroups = !options.disable_subgroups
+        let subgroup_min_size = (!options.disable_subgroups
             && adapter.features().contains(wgpu::Features::SUBGROUP)
-            && info.subgroup_min_size >= 8;
+            && info.subgroup_min_size >= 4)
+            .then_some(
+                options
+                    .subgroup_size_cap
+                    .map_or(info.subgroup_min_size, |cap| {
+                        cap.min(info.subgroup_min_size)
+                    }),
+            );
         let f16 = !options.disable_f16 && adapter.features().contains(wgpu::Features::SHADER_F16);
+        let software = info.device_type == wgpu::DeviceType::Cpu && !options.treat_as_hardware;
         let mut required_features = wgpu::Features::empty();
-        if subgroups {
+        if subgroup_min_size.is_some() {
             required_features |= wgpu::Features::SUBGROUP;
         }
         if f16 {
@@ -133,8 +152,9 @@ impl GpuContext {
             adapter_info: info,
             max_binding_bytes,
             max_buffer_bytes: adapter_limits.max_buffer_size,
-            subgroups,
+            subgroup_min_size,
             f16,
+            software,
             failure,
         })
     }

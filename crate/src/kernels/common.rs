@@ -41,6 +41,14 @@ pub static REDUCE_SHARED: Snippet = Snippet {
     reads_globals: &[],
 };
 
+/// A row group's sum when one invocation computes it alone.
+pub static REDUCE_NONE: Snippet = Snippet {
+    name: "reduce_none",
+    source: include_str!("../../../shaders/reduce_none.wgsl"),
+    needs: &[],
+    reads_globals: &[],
+};
+
 /// Sum and maximum over a 64-invocation workgroup (defines `WG`).
 pub static WORKGROUP_REDUCE: Snippet = Snippet {
     name: "workgroup_reduce",

@@ -226,6 +226,7 @@ impl EngineArgs {
                     max_binding_bytes: self.max_binding_bytes,
                     disable_subgroups: self.no_subgroups,
                     disable_f16: self.no_f16,
+                    ..GpuOptions::default()
                 },
                 &options,
             ),
