@@ -72,7 +72,8 @@ fn check_case(model: &Path, name: &str, min_tokens: usize) {
     let logits = logits_after(&mut engine, &mut cached, &prompt);
     // With a q8_0 K cache llama.cpp's CPU flash attention also quantizes the queries to 8 bits
     // for its K dot products (ggml's vec_dot_q8_0_q8_0), an error our f32 queries do not add:
-    // measured 0.27 on short_q8_0_cache.
+    // measured 0.24 on short_q8_0_cache (against llama.cpp's plain q8_0 cache: the fixture is
+    // made without its Hadamard rotation, see make-long-goldens.py).
     let tolerance = match case["kv_cache"].as_str() {
         Some("q8_0") => LOGIT_TOLERANCE + 0.1,
         _ => LOGIT_TOLERANCE,
@@ -101,7 +102,6 @@ fn real_model_with_yarn_matches_llama_cpp() {
 }
 
 #[test]
-#[ignore = "known gap: our q8_0 logits are up to 0.6 from llama.cpp's q8_0 run (our f16 run is within 0.17 of it)"]
 fn real_model_with_q8_0_kv_cache_matches_llama_cpp() {
     check_case(&support::real_model(), "short_q8_0_cache", 1);
 }

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -52,6 +53,11 @@ class LongEngine(mg.Engine):
         if q8_0_cache:
             # llama.cpp quantizes the V cache only with flash attention.
             kwargs.update({"type_k": llama_cpp.GGML_TYPE_Q8_0, "type_v": llama_cpp.GGML_TYPE_Q8_0, "flash_attn": True})
+            # Since ggml-org/llama.cpp#21038 a quantized cache holds Q, K and V rotated by a
+            # Hadamard matrix (the output rotated back), which spreads Qwen2's outlier K channels
+            # over each block; our q8_0 cache holds the plain values, so the fixture is llama.cpp's
+            # plain q8_0 (read when the context is created).
+            os.environ["LLAMA_ATTN_ROT_DISABLE"] = "1"
         self.llm = Llama(
             model_path=str(model_path),
             n_ctx=N_CTX,
@@ -61,6 +67,7 @@ class LongEngine(mg.Engine):
             verbose=False,
             **kwargs,
         )
+        os.environ.pop("LLAMA_ATTN_ROT_DISABLE", None)
         self.n_vocab = self.llm.n_vocab()
         self.vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
 
@@ -169,7 +176,7 @@ def main() -> int:
         "is each case's chat; prompt_ids its render with the default system message). long_*: a document "
         "Q&A of more than 3,000 tokens; short_*: a one-line question. *_yarn: YaRN forced "
         "(rope_scaling_type=yarn, rope_freq_scale=1/factor, yarn_orig_ctx); short_q8_0_cache: K and V "
-        "cached as q8_0 (type_k=type_v=q8_0, flash_attn=True). tiny_long: the tiny model (its sha256 in "
+        "cached as q8_0 (type_k=type_v=q8_0, flash_attn=True, LLAMA_ATTN_ROT_DISABLE=1: plain q8_0 blocks, no Hadamard rotation). tiny_long: the tiny model (its sha256 in "
         "the case), the same chat as long_default. n_ctx 4096."
     )
     mg.write("long_context.json", {"provenance": provenance, "cases": cases})

@@ -2,7 +2,9 @@
 // Qwen2.5-7B-Instruct Q4_K_M (two gguf-split shards, 4.68 GB, from scripts/make-7b-shaped-model)
 // loads through createEngine from its two shard URLs, into IndexedDB and the GPU (SwiftShader),
 // with wasm memory staying small; a second load (in the page, then in a worker) sends no model
-// bytes; too little storage fails with the typed quota error before the weights are downloaded.
+// bytes; a greedy raw-prompt completion there gives the native CLI's token ids
+// (tests/fixtures/greedy_7b_shaped_native.json, from scripts/7b-shaped-native-greedy.py); too
+// little storage fails with the typed quota error before the weights are downloaded.
 //
 // Minutes and 4.7 GB of disk, so only `scripts/test --7b` runs it: it sets QWEN_7B_SHAPED_MODEL
 // to the first shard. Without the variable these tests are skipped, saying so; with it, a
@@ -24,6 +26,8 @@ const HEADER_PREFIX = 8 * MiB;
 let suite;
 /** [{ url, size, sha256 }] of the two shards, from the golden fixture's provenance. */
 let shards;
+/** The native CLI's greedy continuation on the same shards. */
+let nativeGreedy;
 
 before(async () => {
   if (skip) return;
@@ -35,6 +39,9 @@ before(async () => {
     assert.equal(statSync(file).size, s.size_bytes, `${file} is not the file the fixture was made from`);
     return { url: `/models-7b/${s.file}`, size: s.size_bytes, sha256: s.sha256 };
   });
+  nativeGreedy = JSON.parse(await readFile(path.join(REPO_ROOT, 'tests/fixtures/greedy_7b_shaped_native.json'), 'utf8'));
+  assert.deepEqual(nativeGreedy.provenance.shards.map((s) => s.sha256), shards.map((s) => s.sha256),
+    'the native greedy fixture was made from other shards than the golden fixture');
   suite = await openSuite('model-7b-shaped', { mounts: { '/models-7b/': dir } });
 });
 
@@ -117,5 +124,28 @@ test('in worker mode it loads from IndexedDB too, with the worker\'s wasm memory
     t.diagnostic(`7B-shaped IndexedDB → GPU in a worker: whole load ${(loaded.loadMs / 1000).toFixed(1)} s`);
     const { wasmMemoryBytes } = await page.evaluate(() => globalThis.engine.runtimeStats());
     assert.ok(wasmMemoryBytes <= 96 * MiB, `wasm memory ${wasmMemoryBytes}`);
+  });
+});
+
+test('a greedy raw-prompt completion gives the native CLI\'s token ids', { skip, timeout: 40 * 60 * 1000 }, async (t) => {
+  await suite.withPage(t, async (page) => {
+    const loaded = await helpers(page, 'loadEngine', { model: urls(), sha256: shards.map((s) => s.sha256) });
+    assert.equal(loaded.ok, true, `load failed: ${JSON.stringify(loaded.error)}`);
+    const { prompt, generated_ids: ids, generated_bytes: expectedBytes } = nativeGreedy;
+    assert.ok(ids.length === 2 && expectedBytes.length === 2);
+    const { completion, ms } = await page.evaluate(async (prompt) => {
+      const started = performance.now();
+      const completion = await globalThis.engine.completions.create({ prompt, max_tokens: 2, temperature: 0, logprobs: true, top_logprobs: 2 });
+      return { completion, ms: performance.now() - started };
+    }, prompt);
+    const [choice] = completion.choices;
+    assert.equal(completion.usage.prompt_tokens, nativeGreedy.prompt_ids.length);
+    assert.equal(completion.usage.completion_tokens, 2);
+    // The completion reports each token's bytes, not its id; distinct ids of this vocabulary have
+    // distinct bytes, so these are the native ids exactly.
+    assert.deepEqual(choice.logprobs.content.map((e) => e.bytes), expectedBytes, `native ids ${ids}`);
+    assert.equal(choice.text, nativeGreedy.text);
+    const margins = choice.logprobs.content.map((e) => (e.top_logprobs[0].logprob - e.top_logprobs[1].logprob).toFixed(3));
+    t.diagnostic(`7B-shaped ${JSON.stringify(prompt)} + 2 greedy tokens on SwiftShader: ${(ms / 1000).toFixed(1)} s (time to first token ${completion.usage.extra.time_to_first_token_s.toFixed(1)} s, then one decode step); ids ${ids}, top-2 margins ${margins}`);
   });
 });

@@ -1,7 +1,8 @@
 // WebLLM-style examples (www/examples/webllm: get-started, streaming, json-mode, json-schema,
 // function-calling, multi-round chat, text completion, web worker), written against WebLLM's API
 // with only the import and the model changed, in a fresh app with the packed package installed:
-// `tsc` type-checks them against the package's published types, and they run with their own
+// `tsc` type-checks them against the package's published types and against WebLLM's own
+// (@mlc-ai/web-llm, a dev dependency for this alone), and they run with their own
 // checks in headless Chromium with the tiny model under Vite's dev server (no config), after
 // `vite build`, and (get-started) bundled by esbuild.
 
@@ -43,6 +44,25 @@ test('tsc --noEmit over the examples, against the installed package\'s types, re
   const tsc = path.join(REPO_ROOT, 'www/node_modules/typescript/bin/tsc');
   const { stdout, stderr } = await run(process.execPath, [tsc, '-p', app.root], { cwd: app.root }).catch((error) => error);
   assert.equal(`${stdout}${stderr}`, '');
+});
+
+test('tsc --noEmit over the examples against WebLLM\'s own published types (@mlc-ai/web-llm for the import) reports no error', async () => {
+  // What keeps them WebLLM programs: only WebLLM's API, and its looser types (optional `usage`,
+  // nullable `logprobs.content`) handled. skipLibCheck: WebLLM's declarations name its runtime's
+  // types, which its package does not ship.
+  const tsc = path.join(REPO_ROOT, 'www/node_modules/typescript/bin/tsc');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'qwen-webgpu-webllm-types-'));
+  try {
+    await writeFile(path.join(dir, 'tsconfig.json'), JSON.stringify({
+      extends: path.join(EXAMPLES, 'tsconfig.json'),
+      compilerOptions: { skipLibCheck: true, paths: { 'qwen-webgpu': [path.join(REPO_ROOT, 'www/node_modules/@mlc-ai/web-llm')] } },
+      include: [path.join(EXAMPLES, 'src/**/*.ts')],
+    }));
+    const { stdout, stderr } = await run(process.execPath, [tsc, '-p', dir], { cwd: dir }).catch((error) => error);
+    assert.equal(`${stdout}${stderr}`, '');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 /** Checks an app run: every example ran its own checks and printed something. */

@@ -1,5 +1,5 @@
 // get-started: one engine, a system and a user message, several sampled choices with their
-// log probabilities and a logit bias, then the message and speeds through the engine methods.
+// log probabilities and a logit bias, then the speeds through the engine's method.
 import * as webllm from 'qwen-webgpu';
 import { check, initProgressCallback, selectedModel } from './common';
 
@@ -20,11 +20,10 @@ export async function run(log: (line: string) => void): Promise<void> {
   log(JSON.stringify(reply0.choices.map((choice) => choice.message.content)));
   check(reply0.choices.length === 3, 'three choices');
   for (const choice of reply0.choices) {
-    check(choice.logprobs !== null && choice.logprobs.content.every((entry) => entry.top_logprobs.length === 2), 'two alternatives per token');
+    check(choice.logprobs?.content?.every((entry) => entry.top_logprobs.length === 2) === true, 'two alternatives per token');
   }
-  const generated = reply0.choices.reduce((sum, choice) => sum + (choice.logprobs?.content.length ?? 0), 0);
-  check(reply0.usage.completion_tokens === generated, 'usage counts every choice');
-  check((await engine.getMessage()) === reply0.choices[0].message.content, 'getMessage is the first choice');
+  const generated = reply0.choices.reduce((sum, choice) => sum + (choice.logprobs?.content?.length ?? 0), 0);
+  check(reply0.usage?.completion_tokens === generated, 'usage counts every choice');
   log(await engine.runtimeStatsText());
   await engine.unload();
 }

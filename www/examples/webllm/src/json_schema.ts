@@ -27,6 +27,6 @@ export async function run(log: (line: string) => void): Promise<void> {
   check(Number.isInteger(value.size), 'size is an integer');
   check(typeof value.is_accepted === 'boolean', 'is_accepted is a boolean');
   check(typeof value.num === 'number', 'num is a number');
-  check(reply.usage.completion_tokens > 0, 'usage');
+  check((reply.usage?.completion_tokens ?? 0) > 0, 'usage');
   await engine.unload();
 }
