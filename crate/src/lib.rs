@@ -30,7 +30,11 @@ pub mod stop;
 pub mod tokenizer;
 pub mod tools;
 
+#[cfg(target_arch = "wasm32")]
+pub mod model_cache;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 #[cfg(target_arch = "wasm32")]
 mod web;
+#[cfg(target_arch = "wasm32")]
+mod web_cache;

@@ -1,27 +1,22 @@
 //! Browser platform edge: the classes and functions JavaScript calls through wasm-bindgen.
 //!
-//! JavaScript owns fetching and caching (`www/src/model-cache.ts`); Rust owns everything from
-//! header bytes on: [`ModelHeaders`] parses each shard header once as its bytes arrive,
-//! [`WebEngine::create`] checks the model and allocates the GPU buffers (the crate's one loading
-//! path, [`crate::engine::ModelLoad`]), [`WebEngine::push_bytes`] streams file bytes straight
-//! into them, and [`WebEngine::finish_load`] builds the session. Requests and results cross as JSON in the
-//! OpenAI shapes of [`crate::protocol`]. Every error is a JS `Error` with a `code` property.
+//! [`WebEngine::load`] takes a model's URLs and options and does the whole load in Rust
+//! ([`crate::model_cache::load_session`]: cache or network → GPU; the cache management exports
+//! are in `web_cache.rs`). Requests and results cross as JSON in the OpenAI shapes of
+//! [`crate::protocol`]. Every error is a JS `Error` with a `code` property.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use serde::Deserialize;
-use sha2::Digest;
 use wasm_bindgen::prelude::*;
 
 use crate::constraint::ConstraintError;
-use crate::engine::{CheckedModel, EngineError, EngineOptions, KvCacheType, ModelLoad};
+use crate::engine::EngineError;
 use crate::generation::{CancelFlag, Delta, GenerationError, Session};
-use crate::gguf::{parse_header, GgufHeader, HeaderParse, Limits};
-use crate::gpu::{GpuContext, GpuOptions};
 use crate::logprobs::{openai_logprobs, TokenLogprob};
+use crate::model_cache::{load_session, EngineSettings, LoadError, LoadProgress, OpenOptions};
 use crate::protocol::{ChatCompletionRequest, CompletionRequest};
-use crate::rope::RopeScalingOverride;
 use crate::tokenizer::Tokenizer;
 
 /// A JS `Error` whose `code` names the failure for the wrapper's error classes.
@@ -81,70 +76,6 @@ fn logprobs_json(asked: bool, tokens: &[TokenLogprob], tokenizer: &Tokenizer) ->
     }
 }
 
-/// The shard headers of a model, parsed once each as their bytes arrive. JavaScript offers a
-/// prefix of each shard, growing it while more is needed, then hands the whole set to
-/// [`WebEngine::create`], which takes the parsed headers as they are.
-#[wasm_bindgen]
-pub struct ModelHeaders {
-    shards: Vec<Option<GgufHeader>>,
-}
-
-#[wasm_bindgen]
-impl ModelHeaders {
-    #[wasm_bindgen(constructor)]
-    pub fn new(shard_count: usize) -> ModelHeaders {
-        ModelHeaders {
-            shards: (0..shard_count).map(|_| None).collect(),
-        }
-    }
-
-    /// Parses `prefix`, the first bytes of shard `shard` (of `file_len` bytes). Returns 0 once
-    /// the header is complete (it is kept; the prefix can be dropped), else the number of bytes
-    /// the header needs at least.
-    pub fn offer(&mut self, shard: usize, prefix: &[u8], file_len: f64) -> Result<f64, JsValue> {
-        let slot = self
-            .shards
-            .get_mut(shard)
-            .ok_or_else(|| js_error("invalid-request", format!("there is no shard {shard}")))?;
-        match parse_header(prefix, Some(file_len as u64), &Limits::default())
-            .map_err(|e| js_error("bad-model", format!("shard {shard}: {e}")))?
-        {
-            HeaderParse::NeedBytes(n) => Ok(n as f64),
-            HeaderParse::Complete(header) => {
-                *slot = Some(*header);
-                Ok(0.0)
-            }
-        }
-    }
-}
-
-/// Incremental SHA-256, for checking downloads against the caller's digest.
-#[wasm_bindgen]
-#[derive(Default)]
-pub struct Sha256(sha2::Sha256);
-
-#[wasm_bindgen]
-impl Sha256 {
-    #[wasm_bindgen(constructor)]
-    pub fn new() -> Sha256 {
-        Sha256::default()
-    }
-
-    pub fn update(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-
-    /// The digest as lowercase hex; the hasher starts over afterwards.
-    #[wasm_bindgen(js_name = finishHex)]
-    pub fn finish_hex(&mut self) -> String {
-        self.0
-            .finalize_reset()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-}
-
 /// Stops a running `chatCompletion` before its next GPU step.
 #[wasm_bindgen]
 #[derive(Default)]
@@ -162,83 +93,52 @@ impl CancelToken {
     }
 }
 
-/// Options of [`WebEngine::create`], as JSON.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct CreateOptions {
-    context_length: Option<usize>,
-    disable_f16: bool,
-    disable_subgroups: bool,
-    /// `{type, factor, originalContextLength}`, over the file's RoPE scaling.
-    rope_scaling: Option<RopeScalingOverride>,
-    /// `'f16' | 'f32' | 'q8_0'`.
-    kv_cache: Option<KvCacheType>,
-    /// Most tokens per prefill submission.
-    prefill_chunk: Option<usize>,
-}
-
-enum State {
-    Loading {
-        load: Box<ModelLoad>,
-    },
-    Ready(Box<Session>),
-    /// A load step failed or the engine was freed: nothing can be used.
-    Gone,
+/// [`WebEngine::load`]'s options, as JSON: the model (`urls`, `cacheKey`, `sha256`, `chunkBytes`,
+/// `idleTimeoutMs`) and the engine settings beside it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LoadOptions {
+    model: OpenOptions,
+    #[serde(default)]
+    engine: EngineSettings,
 }
 
 /// A model in the page: loading, then a chat session over its KV cache.
 #[wasm_bindgen]
 pub struct WebEngine {
-    state: Rc<RefCell<State>>,
+    state: Rc<RefCell<Session>>,
 }
 
 #[wasm_bindgen]
 impl WebEngine {
-    /// Checks the model whose shard headers `headers` holds, opens WebGPU and allocates every
-    /// GPU buffer.
-    pub async fn create(headers: ModelHeaders, options_json: String) -> Result<WebEngine, JsValue> {
-        let options: CreateOptions = serde_json::from_str(&options_json)
-            .map_err(|e| js_error("invalid-request", format!("engine options: {e}")))?;
-        let parsed = headers
-            .shards
-            .into_iter()
-            .enumerate()
-            .map(|(i, header)| {
-                header.ok_or_else(|| {
-                    js_error(
-                        "invalid-request",
-                        format!("shard {i}'s header was not offered"),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        // Everything that can be checked without a GPU is, before WebGPU is touched.
-        let checked = CheckedModel::new(parsed).map_err(|e| engine_error(&e))?;
-        let ctx = GpuContext::new(&GpuOptions {
-            disable_subgroups: options.disable_subgroups,
-            disable_f16: options.disable_f16,
-            ..GpuOptions::default()
-        })
-        .await
-        .map_err(|e| engine_error(&e.into()))?;
-        let engine_options = EngineOptions {
-            context_length: options
-                .context_length
-                .unwrap_or(EngineOptions::default().context_length),
-            rope_scaling: options.rope_scaling,
-            kv_cache: options.kv_cache,
-            prefill_chunk: options
-                .prefill_chunk
-                .unwrap_or(EngineOptions::default().prefill_chunk),
-            ..EngineOptions::default()
+    /// Loads a model (from the cache, else the network into the cache) and builds its chat
+    /// session. `on_progress(json)` receives `{"phase", "bytesDone", "bytesTotal",
+    /// "tensorsDone", "tensorsTotal"}`; `signal` aborts the load.
+    pub async fn load(
+        options_json: String,
+        on_progress: js_sys::Function,
+        signal: Option<web_sys::AbortSignal>,
+    ) -> Result<WebEngine, JsValue> {
+        let options: LoadOptions = serde_json::from_str(&options_json)
+            .map_err(|e| js_error("invalid-request", format!("load options: {e}")))?;
+        let open = OpenOptions {
+            signal,
+            ..options.model
         };
-        let load = checked
-            .start(ctx, &engine_options)
-            .map_err(|e| engine_error(&e))?;
+        let mut report = |progress: LoadProgress| {
+            let json = serde_json::to_string(&progress).unwrap_or_default();
+            // A throwing callback must not stop the load half-way.
+            let _ = on_progress.call1(&JsValue::NULL, &JsValue::from_str(&json));
+        };
+        let session = load_session(open, &options.engine, &mut report)
+            .await
+            .map_err(|e| match e {
+                LoadError::Cache(e) => e.to_js(),
+                LoadError::Engine(e) => engine_error(&e),
+                LoadError::Generation(e) => generation_error(&e),
+            })?;
         Ok(WebEngine {
-            state: Rc::new(RefCell::new(State::Loading {
-                load: Box::new(load),
-            })),
+            state: Rc::new(RefCell::new(session)),
         })
     }
 
@@ -247,51 +147,6 @@ impl WebEngine {
             "internal",
             "the engine is busy with another request; wait for it to finish",
         )
-    }
-
-    /// JSON `[{"shard", "start", "end"}]`: the bytes of each shard that hold tensor data.
-    #[wasm_bindgen(js_name = dataRanges)]
-    pub fn data_ranges(&self) -> Result<String, JsValue> {
-        match &*self.state.try_borrow().map_err(|_| Self::busy())? {
-            State::Loading { load } => {
-                Ok(serde_json::to_string(&load.data_ranges()).unwrap_or_default())
-            }
-            _ => Err(js_error("internal", "the model is not loading")),
-        }
-    }
-
-    /// Takes bytes `offset..offset + bytes.length` of a shard (ascending per shard) and writes
-    /// the tensor data among them to the GPU. Returns the progress as JSON
-    /// `{"tensorsDone", "tensorsTotal", "bytesDone", "bytesTotal"}`.
-    #[wasm_bindgen(js_name = pushBytes)]
-    pub fn push_bytes(&self, shard: usize, offset: f64, bytes: &[u8]) -> Result<String, JsValue> {
-        let mut state = self.state.try_borrow_mut().map_err(|_| Self::busy())?;
-        let State::Loading { load } = &mut *state else {
-            return Err(js_error("internal", "the model is not loading"));
-        };
-        if let Err(e) = load.push(shard, offset as u64, bytes) {
-            *state = State::Gone;
-            return Err(engine_error(&e));
-        }
-        Ok(serde_json::to_string(&load.progress()).unwrap_or_default())
-    }
-
-    /// Builds the kernels, tokenizer and chat template once every byte has been pushed.
-    #[wasm_bindgen(js_name = finishLoad)]
-    pub async fn finish_load(&self) -> Result<(), JsValue> {
-        let mut state = self.state.try_borrow_mut().map_err(|_| Self::busy())?;
-        match std::mem::replace(&mut *state, State::Gone) {
-            State::Loading { load } => {
-                let (model, engine) = load.finish().map_err(|e| engine_error(&e))?;
-                let session = Session::new(engine, &model).map_err(|e| generation_error(&e))?;
-                *state = State::Ready(Box::new(session));
-                Ok(())
-            }
-            other => {
-                *state = other;
-                Err(js_error("internal", "the model is not loading"))
-            }
-        }
     }
 
     /// Runs an OpenAI chat request (JSON: messages, sampling fields, `n`, `logprobs`,
@@ -314,9 +169,7 @@ impl WebEngine {
             let request: ChatCompletionRequest =
                 serde_json::from_str(&request_json).map_err(|e| js_error("invalid-request", e))?;
             let mut state = state.try_borrow_mut().map_err(|_| Self::busy())?;
-            let State::Ready(session) = &mut *state else {
-                return Err(js_error("internal", "the model has not finished loading"));
-            };
+            let session = &mut *state;
             let tokenizer = session.shared_tokenizer();
             let reply = session
                 .chat_completion(&request, &cancel, &mut delta_sender(&on_delta, &tokenizer))
@@ -357,9 +210,7 @@ impl WebEngine {
             let request: CompletionRequest =
                 serde_json::from_str(&request_json).map_err(|e| js_error("invalid-request", e))?;
             let mut state = state.try_borrow_mut().map_err(|_| Self::busy())?;
-            let State::Ready(session) = &mut *state else {
-                return Err(js_error("internal", "the model has not finished loading"));
-            };
+            let session = &mut *state;
             let tokenizer = session.shared_tokenizer();
             let reply = session
                 .completion(&request, &cancel, &mut delta_sender(&on_delta, &tokenizer))
@@ -386,30 +237,24 @@ impl WebEngine {
     /// Forgets the conversation's KV cache.
     #[wasm_bindgen(js_name = resetChat)]
     pub fn reset_chat(&self) -> Result<(), JsValue> {
-        match &mut *self.state.try_borrow_mut().map_err(|_| Self::busy())? {
-            State::Ready(session) => {
-                session.reset();
-                Ok(())
-            }
-            _ => Err(js_error("internal", "the model has not finished loading")),
-        }
+        self.state
+            .try_borrow_mut()
+            .map_err(|_| Self::busy())?
+            .reset();
+        Ok(())
     }
 
     /// JSON `{"adapter", "f16", "subgroups", "contextLength", "cachedTokens", "wasmMemoryBytes"}`.
     /// wasm memory only grows, so `wasmMemoryBytes` is the peak so far (loading included).
     pub fn stats(&self) -> Result<String, JsValue> {
-        let state = self.state.try_borrow().map_err(|_| Self::busy())?;
-        let (gpu, context_length, cached) = match &*state {
-            State::Ready(s) => (
-                s.engine()
-                    .gpu()
-                    .ok_or_else(|| js_error("internal", "the engine has no GPU"))?,
-                s.engine().capacity(),
-                s.cached_tokens(),
-            ),
-            State::Loading { load } => (load.gpu(), 0, 0),
-            State::Gone => return Err(js_error("internal", "the engine is gone")),
-        };
+        let s = self.state.try_borrow().map_err(|_| Self::busy())?;
+        let (gpu, context_length, cached) = (
+            s.engine()
+                .gpu()
+                .ok_or_else(|| js_error("internal", "the engine has no GPU"))?,
+            s.engine().capacity(),
+            s.cached_tokens(),
+        );
         Ok(serde_json::json!({
             "adapter": gpu.adapter_description(),
             "f16": gpu.f16,

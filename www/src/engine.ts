@@ -1,19 +1,17 @@
-// The engine in this JavaScript realm (page or worker): loads a model through the cache into
-// the wasm WebEngine (headers first, then every tensor byte, streamed) and serves the
-// OpenAI-shaped chat and legacy completion APIs over it, one request at a time.
+// The engine in this JavaScript realm (page or worker): has the wasm WebEngine load a model
+// (the crate fetches, caches and uploads it; no model byte passes through this code) and serves
+// the OpenAI-shaped chat and legacy completion APIs over it, one request at a time.
 
-import { CancelToken, ModelHeaders, WebEngine } from '../pkg/qwen_webgpu.js';
+import { CancelToken, WebEngine } from '../pkg/qwen_webgpu.js';
 import { ChunkStream } from './chunk-stream.js';
 import { OperationQueue } from './operation-queue.js';
 import { Completions, LegacyCompletions, type CompletionBackend } from './completions.js';
 import {
   AbortedError,
-  BadModelError,
   InvalidRequestError,
   WebGpuUnavailableError,
   toQwenWebGpuError,
 } from './errors.js';
-import { CachedModel, type ModelPiece } from './model-cache.js';
 import type {
   AdapterInfo,
   AssistantToolCall,
@@ -36,27 +34,7 @@ import type {
   RuntimeStats,
   TextCompletions,
 } from './types.js';
-import { createWasmHasher, initWasm } from './wasm.js';
-
-/** First guess at a header's size: Qwen2 vocabularies put it at ~6 MB. */
-const HEADER_PROBE_BYTES = 8 * 1024 * 1024;
-/** Largest slice handed to pushBytes at once (each is copied into wasm memory). */
-const PUSH_BYTES = 8 * 1024 * 1024;
-
-/** `dataRanges()`'s entries: bytes [start, end) of a shard hold tensor data. */
-interface DataRange {
-  shard: number;
-  start: number;
-  end: number;
-}
-
-/** `pushBytes()`'s answer. */
-interface UploadProgress {
-  tensorsDone: number;
-  tensorsTotal: number;
-  bytesDone: number;
-  bytesTotal: number;
-}
+import { initWasm } from './wasm.js';
 
 /** The wasm engine's usage: `prompt_tokens` counts the whole prompt, cached tokens included. */
 type WasmUsage = Omit<CompletionUsage, 'extra'>;
@@ -104,52 +82,34 @@ interface RequestTiming {
 }
 
 /**
- * Loads a model and returns the engine. Checks WebGPU first, reads each shard's header (from
- * the cache when stored), opens the GPU, then streams every tensor byte to it.
+ * Loads a model and returns the engine. Checks WebGPU first; the wasm side then reads each
+ * shard's header (from the cache when stored), checks the model and opens the GPU, then streams
+ * every byte from the cache or the network into it.
  */
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   const urls = typeof options.model === 'string' ? [options.model] : [...options.model];
   const sha256 = shardHashes(options.sha256, urls.length);
-  const createOptions = engineCreateOptions(options);
-  const { signal, onProgress } = options;
+  const engine = engineCreateOptions(options);
+  const { signal, onProgress, cacheKey } = options;
   // Checked before any download; TypeScript's DOM library does not declare navigator.gpu yet.
   if (!globalThis.navigator || !('gpu' in globalThis.navigator) || !globalThis.navigator.gpu) {
     throw new WebGpuUnavailableError('this browser has no WebGPU (navigator.gpu is missing)');
   }
+  if (signal?.aborted) throw new AbortedError('model loading was aborted', { cause: signal.reason });
   await initWasm();
   const adapter = await adapterFacts();
-  const model = await CachedModel.open({
-    urls,
-    ...(sha256 ? { sha256 } : {}),
-    createHasher: createWasmHasher,
-    ...(signal ? { signal } : {}),
-  });
-
-  // Each header is parsed once, in wasm, as its bytes arrive; the engine takes the result.
-  const headers = new ModelHeaders(urls.length);
-  try {
-    for (let shard = 0; shard < urls.length; shard++) {
-      await readHeader(model, shard, headers);
-    }
-  } catch (error) {
-    headers.free();
-    throw error;
-  }
+  const model = { urls, ...(sha256 ? { sha256 } : {}), ...(cacheKey !== undefined ? { cacheKey } : {}) };
   let webEngine: WebEngine;
   try {
-    webEngine = await WebEngine.create(headers, JSON.stringify(createOptions));
+    webEngine = await WebEngine.load(
+      JSON.stringify({ model, engine }),
+      (json: string) => onProgress?.(JSON.parse(json) as LoadProgress),
+      signal,
+    );
   } catch (error) {
     throw toQwenWebGpuError(error);
   }
-  try {
-    await uploadModel(webEngine, model, onProgress, signal);
-    if (signal?.aborted) throw new AbortedError('model loading was aborted', { cause: signal.reason });
-    await webEngine.finishLoad();
-  } catch (error) {
-    webEngine.free();
-    throw toQwenWebGpuError(error);
-  }
-  return new LocalEngine(webEngine, modelName(model.urls[0] as string), adapter);
+  return new LocalEngine(webEngine, modelName(new URL(urls[0] as string, globalThis.location?.href).href), adapter);
 }
 
 /**
@@ -225,65 +185,6 @@ function engineCreateOptions(options: EngineOptions): Record<string, unknown> {
 function modelName(url: string): string {
   const path = new URL(url).pathname;
   return decodeURIComponent(path.slice(path.lastIndexOf('/') + 1)) || url;
-}
-
-/** Reads a prefix of a shard that holds its whole GGUF header into `headers`. */
-async function readHeader(model: CachedModel, shard: number, headers: ModelHeaders): Promise<void> {
-  let length = HEADER_PROBE_BYTES;
-  for (;;) {
-    const { bytes, fileSize } = await model.readPrefix(shard, length);
-    let needBytes: number;
-    try {
-      needBytes = headers.offer(shard, bytes, fileSize);
-    } catch (error) {
-      throw toQwenWebGpuError(error);
-    }
-    if (needBytes === 0) return;
-    if (needBytes > fileSize || needBytes <= bytes.byteLength) {
-      throw new BadModelError(
-        `${model.urls[shard]}: the GGUF header needs ${needBytes} bytes but the file has ${fileSize}`);
-    }
-    // At least doubling: a header of many short strings asks for a few bytes more each time,
-    // and each probe re-reads from byte 0. The parser's own cap (256 MiB) bounds the growth.
-    length = Math.min(fileSize, Math.max(needBytes, length * 2));
-  }
-}
-
-/** Streams every byte of the model (cache or network) into the GPU, reporting progress. */
-async function uploadModel(
-  webEngine: WebEngine,
-  model: CachedModel,
-  onProgress: ((progress: LoadProgress) => void) | undefined,
-  signal: AbortSignal | undefined,
-): Promise<void> {
-  const ranges = JSON.parse(webEngine.dataRanges()) as DataRange[];
-  let upload: UploadProgress = { tensorsDone: 0, tensorsTotal: 0, bytesDone: 0, bytesTotal: 0 };
-  const pieces = model.read((source) => {
-    onProgress?.({ ...source, tensorsDone: upload.tensorsDone, tensorsTotal: upload.tensorsTotal });
-  });
-  for await (const piece of pieces) {
-    for (const [offset, bytes] of tensorSlices(piece, ranges)) {
-      upload = JSON.parse(webEngine.pushBytes(piece.shard, offset, bytes)) as UploadProgress;
-      onProgress?.({ phase: 'upload', ...upload });
-    }
-    if (signal?.aborted) throw new AbortedError('model loading was aborted', { cause: signal.reason });
-  }
-}
-
-/**
- * The parts of a piece that lie in the tensor data ranges, as (file offset, bytes) slices of at
- * most PUSH_BYTES: the header and padding never need copying into wasm memory.
- */
-function* tensorSlices(piece: ModelPiece, ranges: readonly DataRange[]): Generator<[number, Uint8Array]> {
-  const pieceEnd = piece.offset + piece.bytes.byteLength;
-  for (const range of ranges) {
-    if (range.shard !== piece.shard || range.end <= piece.offset || range.start >= pieceEnd) continue;
-    const end = Math.min(range.end, pieceEnd);
-    for (let offset = Math.max(range.start, piece.offset); offset < end; offset += PUSH_BYTES) {
-      const sliceEnd = Math.min(end, offset + PUSH_BYTES);
-      yield [offset, piece.bytes.subarray(offset - piece.offset, sliceEnd - piece.offset)];
-    }
-  }
 }
 
 /**

@@ -185,6 +185,7 @@ export function toQwenWebGpuError(error: unknown): QwenWebGpuError {
   if (error instanceof QwenWebGpuError) return error;
   const message = error instanceof Error ? error.message : String(error);
   const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
-  if (isErrorCode(code)) return deserializeError({ code, message }, { cause: error });
+  // The wasm module's errors carry their class's fields (url, status, neededBytes, freeBytes).
+  if (isErrorCode(code)) return deserializeError({ ...(error as Partial<SerializedError>), code, message }, { cause: error });
   return new InternalError(message, { cause: error });
 }

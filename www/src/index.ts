@@ -22,7 +22,8 @@ export {
   listCachedModels,
   requestPersistentStorage,
   type CachedModelInfo,
-} from './model-cache.js';
+  type CachedModelRef,
+} from './cache-management.js';
 export {
   AbortedError,
   BadModelError,

@@ -8,6 +8,11 @@ export interface EngineOptions {
   model: string | readonly string[];
   /** SHA-256 (hex) of the model file, or of each shard in order; checked when downloading. */
   sha256?: string | readonly string[];
+  /**
+   * The key the model is stored under in the cache (default: its absolute URLs). Give one when
+   * the URLs change between loads (signed URLs whose query differs each time).
+   */
+  cacheKey?: string;
   /** KV-cache length in tokens (default: the engine's choice for the model). */
   contextLength?: number;
   /**

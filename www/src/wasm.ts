@@ -1,12 +1,11 @@
 // The one place that loads the wasm module (www/pkg, built by scripts/build-wasm): initialises
-// it once per JavaScript realm (page or worker), and adapts its Sha256 to the cache's Hasher.
+// it once per JavaScript realm (page or worker).
 // The module's bytes come from a base64 string module (scripts/embed-wasm.mjs says why), never
 // from a URL: that is what makes the package work unchanged under every bundler.
 
-import init, { Sha256 } from '../pkg/qwen_webgpu.js';
+import init from '../pkg/qwen_webgpu.js';
 import { wasmBase64 } from '../pkg/qwen_webgpu_wasm_base64.js';
 import { InternalError } from './errors.js';
-import type { Hasher } from './model-cache.js';
 
 let ready: Promise<void> | null = null;
 
@@ -21,16 +20,6 @@ export function initWasm(): Promise<void> {
     },
   );
   return ready;
-}
-
-/** A fresh incremental SHA-256 in wasm; the wasm module must be initialised. */
-export function createWasmHasher(): Hasher {
-  const sha = new Sha256();
-  return {
-    update: (bytes) => sha.update(bytes),
-    finishHex: () => sha.finishHex(),
-    free: () => sha.free(),
-  };
 }
 
 /** Base64 → bytes: natively where the browser has Uint8Array.fromBase64 (2025), else through atob. */

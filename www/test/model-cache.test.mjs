@@ -1,6 +1,6 @@
-// The model cache in Chromium, without the wasm engine: random fixture files stand in for
-// models, 1 MiB chunks make resuming visible at chunk boundaries, and a JavaScript SHA-256
-// stands in for the wasm one.
+// The model cache (the wasm module's, read without an engine) in Chromium: random fixture files
+// stand in for models, 1 MiB chunks make resuming visible at chunk boundaries, and a JavaScript
+// SHA-256 checks what came out independently of the cache's own.
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -190,10 +190,11 @@ test('a complete entry is not trusted for a different expected SHA-256: it is fe
   });
 });
 
-test('an entry stored without a hasher is checked against an expected SHA-256 from the cache, which then records it', async (t) => {
+test('an entry stored without a hash is checked against an expected SHA-256 from the cache, which then records it', async (t) => {
   await suite.withPage(t, async (page) => {
     await startCold(page);
-    assert.equal((await readModel(page, { urls: [model().url], withHasher: false })).ok, true);
+    assert.equal((await readModel(page, { urls: [model().url] })).ok, true);
+    await page.evaluate(async () => (await import('/www/test/page-helpers.mjs')).forgetStoredHashes());
     suite.server.clearLog();
     const checked = await readModel(page, { urls: [model().url], sha256: [model().sha256] });
     assert.equal(checked.ok, true, JSON.stringify(checked));
@@ -262,5 +263,97 @@ test('cache management: delete one model, clear all, persistence request', async
     assert.deepEqual(await cacheCall(page, 'listCachedModels'), []);
     assert.equal(await storedChunkCount(page), 0);
     assert.equal(typeof await cacheCall(page, 'requestPersistentStorage'), 'boolean');
+  });
+});
+
+test('a stalled server (no bytes, connection open) is resumed after the idle timeout from the first unstored chunk', async (t) => {
+  await suite.withPage(t, async (page) => {
+    await startCold(page);
+    suite.server.stallAt(model().url, 2.5 * MiB);
+    const started = Date.now();
+    const result = await readModel(page, { urls: [model().url], sha256: [model().sha256], idleTimeoutMs: 1000 });
+    const elapsedMs = Date.now() - started;
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.deepEqual(result.sha256, [model().sha256]);
+    // The 2.5 MiB sent before the stall held two whole 1 MiB chunks: the resume asks from 2 MiB.
+    assert.deepEqual(rangesFor(model().url), ['bytes=0-0', 'bytes=0-', `bytes=${2 * MiB}-`]);
+    assert.deepEqual(suite.server.requestsFor(model().url).map((r) => r.stalled), [false, true, false]);
+    // The idle timeout (1 s) and one retry delay (0.5 s), not a hang.
+    assert.ok(elapsedMs >= 1000 && elapsedMs < 10_000, `took ${elapsedMs} ms`);
+  });
+});
+
+test('two pages loading one model at once download it once: the second waits, then reads the cache', async (t) => {
+  await suite.withPage(t, async (page) => {
+    await startCold(page);
+    const other = await suite.openPage();
+    try {
+      const [first, second] = await Promise.all([
+        readModel(page, { urls: [model().url], sha256: [model().sha256] }),
+        readModel(other, { urls: [model().url], sha256: [model().sha256] }),
+      ]);
+      assert.equal(first.ok, true, JSON.stringify(first));
+      assert.equal(second.ok, true, JSON.stringify(second));
+      assert.deepEqual([first.sha256, second.sha256], [[model().sha256], [model().sha256]]);
+      // The file itself is sent once; besides it, only one-byte size probes (a page that opens
+      // the entry after the other wrote its manifest knows the size without one).
+      const ranges = rangesFor(model().url);
+      assert.deepEqual(ranges.filter((r) => r === 'bytes=0-'), ['bytes=0-'], JSON.stringify(ranges));
+      assert.ok(ranges.every((r) => r === 'bytes=0-' || r === 'bytes=0-0'), JSON.stringify(ranges));
+      const sent = suite.server.requestsFor(model().url).reduce((sum, r) => sum + r.bytesSent, 0);
+      assert.ok(sent <= model().size + 2, `sent ${sent}`);
+      assert.deepEqual([first.phases, second.phases].sort(), [['cache-read'], ['download']]);
+      assert.equal(await storedChunkCount(page), 11);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+test('a page deleting a model while another page downloads it leaves no phantom entry', async (t) => {
+  await suite.withPage(t, async (page) => {
+    await startCold(page);
+    suite.server.stallAt(model().url, 2.5 * MiB);
+    const loading = readModel(page, { urls: [model().url], idleTimeoutMs: 1500 });
+    // Wait until the download stalls with two chunks stored, then delete from another page.
+    const deadline = Date.now() + 10_000;
+    while (!suite.server.requestsFor(model().url).some((r) => r.stalled) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const other = await suite.openPage();
+    try {
+      assert.equal(await cacheCall(other, 'deleteCachedModel', model().url), true);
+    } finally {
+      await other.close();
+    }
+    const result = await loading;
+    assert.equal(result.ok, false);
+    assert.equal(result.error.code, 'download-failed');
+    assert.match(result.error.message, /deleted by another page/);
+    // The next commit saw the manifest gone and wrote nothing: no manifest, no orphan chunks.
+    assert.deepEqual(await cacheCall(page, 'listCachedModels'), []);
+    assert.equal(await storedChunkCount(page), 0);
+    // And the model loads cleanly afterwards.
+    suite.server.resetFaults();
+    const again = await readModel(page, { urls: [model().url], sha256: [model().sha256] });
+    assert.equal(again.ok, true, JSON.stringify(again));
+  });
+});
+
+test('a caller-given cache key survives a changing URL query: the second load makes no request', async (t) => {
+  await suite.withPage(t, async (page) => {
+    await startCold(page);
+    const first = await readModel(page, { urls: [`${model().url}?signature=1`], cacheKey: 'my-model', sha256: [model().sha256] });
+    assert.equal(first.ok, true, JSON.stringify(first));
+    suite.server.clearLog();
+    const second = await readModel(page, { urls: [`${model().url}?signature=2`], cacheKey: 'my-model', sha256: [model().sha256] });
+    assert.equal(second.ok, true, JSON.stringify(second));
+    assert.deepEqual(second.phases, ['cache-read']);
+    assert.deepEqual(suite.server.requestsFor(model().url), []);
+    const [entry, ...others] = await cacheCall(page, 'listCachedModels');
+    assert.deepEqual(others, []);
+    assert.equal(entry.cacheKey, 'my-model');
+    assert.equal(await cacheCall(page, 'deleteCachedModel', { cacheKey: 'my-model' }), true);
+    assert.deepEqual(await cacheCall(page, 'listCachedModels'), []);
   });
 });

@@ -1,10 +1,12 @@
-// Browser-side helpers the tests import into the test page: reading a model through the cache
-// module with an independent digest of what came out, loading an engine while recording its
+// Browser-side helpers the tests import into the test page: reading a model through the wasm
+// module's cache (its readModel export) with an independent digest of what came out, loading an engine while recording its
 // progress, collecting a stream, and errors as plain data (class identity does not cross
 // page.evaluate).
 
 import * as qwen from '../dist/index.js';
-import { CachedModel } from '../dist/model-cache.js';
+import { toQwenWebGpuError } from '../dist/errors.js';
+import { initWasm } from '../dist/wasm.js';
+import * as wasm from '../pkg/qwen_webgpu.js';
 import { createTestHasher } from './sha256.mjs';
 
 /** An error as data: its class, code and fields. */
@@ -21,41 +23,72 @@ export function describeError(error) {
 }
 
 /**
- * Reads every byte of a model through CachedModel and returns their SHA-256 (computed here,
- * independently of the cache's own check), the byte count and the phases reported.
+ * Reads every byte of a model through the cache and returns their SHA-256 (computed here,
+ * independently of the cache's own check), the byte count, the phases reported and whether
+ * the entry was complete before and after. `abortAfterMs` aborts the read.
  */
-export async function readModel({ urls, sha256, chunkBytes, withHasher = true }) {
+export async function readModel({ urls, sha256, chunkBytes, cacheKey, idleTimeoutMs, abortAfterMs }) {
+  const controller = new AbortController();
+  if (abortAfterMs !== undefined) setTimeout(() => controller.abort(), abortAfterMs);
   try {
-    const model = await CachedModel.open({
-      urls,
-      ...(sha256 ? { sha256 } : {}),
-      ...(chunkBytes ? { chunkBytes } : {}),
-      ...(withHasher ? { createHasher: createTestHasher } : {}),
-    });
-    const wasComplete = model.complete;
+    await initWasm();
     const digests = urls.map(() => createTestHasher());
     const sizes = urls.map(() => 0);
     const phases = [];
-    for await (const piece of model.read((progress) => {
-      if (phases.at(-1) !== progress.phase) phases.push(progress.phase);
-    })) {
-      if (piece.offset !== sizes[piece.shard]) throw new Error(`shard ${piece.shard}: piece at ${piece.offset}, expected ${sizes[piece.shard]}`);
-      digests[piece.shard].update(piece.bytes);
-      sizes[piece.shard] += piece.bytes.byteLength;
-    }
-    return { ok: true, wasComplete, complete: model.complete, sizes, sha256: digests.map((d) => d.finishHex()), phases };
+    const options = { urls, sha256, chunkBytes, cacheKey, idleTimeoutMs };
+    const read = JSON.parse(await wasm.readModel(
+      JSON.stringify(options),
+      (shard, offset, bytes) => {
+        if (offset !== sizes[shard]) throw new Error(`shard ${shard}: piece at ${offset}, expected ${sizes[shard]}`);
+        digests[shard].update(bytes);
+        sizes[shard] += bytes.byteLength;
+      },
+      (json) => {
+        const { phase } = JSON.parse(json);
+        if (phases.at(-1) !== phase) phases.push(phase);
+      },
+      controller.signal,
+    ));
+    const entry = (await qwen.listCachedModels()).find((m) => JSON.stringify(m.urls) === JSON.stringify(read.urls));
+    return { ok: true, wasComplete: read.wasComplete, complete: entry?.complete === true, sizes, sha256: digests.map((d) => d.finishHex()), phases };
   } catch (error) {
-    return { ok: false, error: describeError(error) };
+    return { ok: false, error: describeError(toQwenWebGpuError(error)) };
+  }
+}
+
+/** Opens the cache's database directly (not through the module). */
+function openCacheDatabase() {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open('qwen-webgpu-model-cache');
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+/** Drops the recorded SHA-256s of every stored manifest, as an entry stored without them has. */
+export async function forgetStoredHashes() {
+  const db = await openCacheDatabase();
+  try {
+    await new Promise((resolve, reject) => {
+      const tx = db.transaction('manifests', 'readwrite');
+      const store = tx.objectStore('manifests');
+      store.getAll().onsuccess = (event) => {
+        for (const manifest of event.target.result) {
+          for (const shard of manifest.shards) shard.sha256 = null;
+          store.put(manifest);
+        }
+      };
+      tx.oncomplete = resolve;
+      tx.onabort = () => reject(tx.error);
+    });
+  } finally {
+    db.close();
   }
 }
 
 /** Chunk records stored in the cache's database, counted directly (not through the module). */
 export async function storedChunkCount() {
-  const db = await new Promise((resolve, reject) => {
-    const request = indexedDB.open('qwen-webgpu-model-cache');
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
+  const db = await openCacheDatabase();
   try {
     if (!db.objectStoreNames.contains('chunks')) return 0;
     return await new Promise((resolve, reject) => {

@@ -42,6 +42,7 @@ export async function startServer({ root, mounts = {} }) {
       cut.times -= 1;
       cutAt = cut.offset;
     }
+    const stall = cut?.stall === true;
     const corruptAt = corruptions.get(urlPath);
     let position = start;
     // Every body byte goes through res.write in file order, so a cut lands exactly after the
@@ -57,8 +58,14 @@ export async function startServer({ root, mounts = {} }) {
         const part = out.subarray(0, cutAt - position);
         position = cutAt;
         entry.bytesSent += part.length;
-        entry.cut = true;
         fileStream.destroy();
+        if (stall) {
+          // Send the bytes allowed through, then nothing more, keeping the connection open.
+          entry.stalled = true;
+          res.write(part);
+          return;
+        }
+        entry.cut = true;
         // Flush the bytes allowed through, then drop the connection mid-body.
         res.write(part, () => res.socket?.destroy());
         return;
@@ -70,12 +77,14 @@ export async function startServer({ root, mounts = {} }) {
         res.once('drain', () => fileStream.resume());
       }
     });
-    fileStream.on('end', () => res.end());
+    fileStream.on('end', () => {
+      if (position < cutAt || !stall) res.end();
+    });
     fileStream.on('error', () => res.destroy());
     // The client went away (or the cut above): stop reading the file.
     res.on('close', () => fileStream.destroy());
   };
-  const onRequest = (record) => requests.push(Object.assign(record, { bytesSent: 0, cut: false }));
+  const onRequest = (record) => requests.push(Object.assign(record, { bytesSent: 0, cut: false, stalled: false }));
   const server = http.createServer(staticHandler({ root, mounts, onRequest, sendFile }));
 
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -94,6 +103,11 @@ export async function startServer({ root, mounts = {} }) {
      * before it, then drop the connection.
      */
     cutAt: (urlPath, offset, times = 1) => cuts.set(urlPath, { offset, times }),
+    /**
+     * The next `times` responses for `urlPath` that reach file offset `offset` send the bytes
+     * before it, then nothing, without closing the connection (a stalled server).
+     */
+    stallAt: (urlPath, offset, times = 1) => cuts.set(urlPath, { offset, times, stall: true }),
     /** The next `times` requests for `urlPath` starting at or after `offset` get `status`. */
     failFrom: (urlPath, offset, status, times) => failures.set(urlPath, { offset, status, times }),
     /** Responses for `urlPath` flip the byte at file offset `offset` until {@link resetFaults}. */
